@@ -1,0 +1,134 @@
+"""Typed errors and the one JSON error shape.
+
+Every error the service answers with looks like:
+
+    {"error": {"code": "validation_error", "message": "...", "details": {...}},
+     "request_id": "..."}
+
+Use cases raise `AppError` subclasses; `register_error_handlers` maps them (and Werkzeug's and
+marshmallow's errors) to HTTP in one place.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, jsonify
+from marshmallow import ValidationError as MarshmallowValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    status_code = 500
+    code = "internal_error"
+    message = "Internal server error"
+
+    def __init__(self, message: str | None = None, *, details: Any = None, headers: dict | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+        self.headers = headers or {}
+
+
+class ValidationError(AppError):
+    status_code = 400
+    code = "validation_error"
+    message = "The request is not valid"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "unauthorized"
+    message = "Authentication required"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+    message = "You do not have the role this action requires"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+    message = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+    message = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    message = "The request body is too large"
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported_media_type"
+    message = "The request body must be JSON (Content-Type: application/json)"
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "too_many_requests"
+    message = "Too many attempts; slow down"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error, "request_id": g.get("request_id")}
+
+
+def error_response(code: str, message: str, status: int, details: Any = None, headers=None):
+    response = jsonify(error_body(code, message, details))
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def _app_error(exc: AppError):
+        return error_response(exc.code, exc.message, exc.status_code, exc.details, exc.headers)
+
+    @app.errorhandler(MarshmallowValidationError)
+    def _schema_error(exc: MarshmallowValidationError):
+        return error_response("validation_error", "The request is not valid", 400, exc.messages)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        # flask-smorest/webargs put parse errors under exc.data["messages"].
+        details = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+        if status == 422:
+            status = 400
+        return error_response(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name, status, details)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # Sentry's Flask integration has already seen the exception; log it with the request id.
+        log.exception("unhandled error")
+        return error_response("internal_error", "Internal server error", 500)

@@ -1,0 +1,121 @@
+"""Shared fixtures: one real PostgreSQL database per test session, built by the migrations.
+
+Where the database comes from, first match wins:
+  TEST_DATABASE_URL  a server to use (its database name is replaced by TEST_DB_NAME);
+  DATABASE_URL       the same server as the service, but a separate test database;
+  neither            the embedded PostgreSQL under instance/ (a fresh machine).
+TEST_DB_NAME (default `onramp_test`) lets parallel runs keep out of each other's way.
+
+Each test starts from empty tables (TRUNCATE after every test) rather than a rolled-back
+transaction, because the concurrency tests need real commits seen by other connections.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.config import REPO_ROOT, Config, normalize_database_url
+from app.db import make_engine, make_session_factory
+from app.models import Base
+
+
+def _server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return normalize_database_url(url)
+    from app.embedded_db import ensure_server
+
+    return ensure_server(REPO_ROOT / "instance").url("postgres")
+
+
+def _recreate_database(server_url: str, name: str) -> str:
+    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    name = os.environ.get("TEST_DB_NAME", "onramp_test")
+    url = _recreate_database(_server_url(), name)
+    from app.migrate import upgrade
+
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def config(database_url, tmp_path_factory) -> Config:
+    return Config(
+        database_url=database_url,
+        instance_dir=Path(tmp_path_factory.mktemp("instance")),
+        secret_key="test-secret-key-not-for-production",
+        environment="test",
+        testing=True,
+        http_timeout_seconds=2.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(config):
+    application = create_app(config)
+    yield application
+    application.extensions["onramp_db"].dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(app):
+    return app.extensions["onramp_db"].engine
+
+
+@pytest.fixture(scope="session")
+def session_factory(app):
+    return app.extensions["onramp_db"].session_factory
+
+
+@pytest.fixture
+def session(session_factory):
+    s = session_factory()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request):
+    # Only tests that touch the database pay for the TRUNCATE.
+    uses_db = {"database_url", "app"} & set(request.fixturenames)
+    engine = request.getfixturevalue("engine") if uses_db else None
+    yield
+    if engine is None:
+        return
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def make_engine_for(config):
+    """Separate engines (own pools, own connections) for concurrency tests."""
+    created = []
+
+    def factory(**kwargs):
+        e = make_engine(config.database_url, config, **kwargs)
+        created.append(e)
+        return e, make_session_factory(e)
+
+    yield factory
+    for e in created:
+        e.dispose()

@@ -1,0 +1,54 @@
+from sqlalchemy import create_engine, inspect, text
+
+from app.migrate import current_heads, downgrade, upgrade
+
+
+def test_healthz_answers_with_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_unknown_route_is_json_404(client):
+    response = client.get("/nope")
+    assert response.status_code == 404
+    body = response.get_json()
+    assert body["error"]["code"] == "not_found"
+    assert response.headers["X-Request-ID"] == body["request_id"]
+
+
+def test_migrations_create_the_spec_tables(engine):
+    names = set(inspect(engine).get_table_names())
+    assert {"or_ramp_executions", "or_workflow_history", "or_projects"} <= names
+
+
+def test_runbook_blast_radius_sql_runs_unchanged(engine):
+    sql = (
+        "SELECT COUNT(*), vendor_id, ramp_id FROM or_ramp_executions "
+        "WHERE status_code = 'ERROR' AND created_at >= '2026-05-11T12:30:00Z' GROUP BY vendor_id, ramp_id;"
+    )
+    with engine.connect() as conn:
+        assert conn.execute(text(sql)).all() == []
+
+
+def test_migrations_run_down_and_up_from_empty(database_url):
+    # A scratch database on the same server: empty -> head -> base -> head.
+    from sqlalchemy.engine import make_url
+
+    scratch = make_url(database_url).set(database=make_url(database_url).database + "_scratch")
+    admin = create_engine(make_url(database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{scratch.database}"'))
+    url = scratch.render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        assert current_heads(url) == {"0001_platform_and_retry_tables"}
+        downgrade(url, "base")
+        assert current_heads(url) == set()
+        upgrade(url)
+        assert current_heads(url)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)'))
+        admin.dispose()
