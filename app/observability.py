@@ -24,3 +24,15 @@ def init_app(app: Flask, config: Config) -> None:
         if g.get("request_id"):
             response.headers["X-Request-ID"] = g.request_id
         return response
+
+
+def capture_replay_failure(exc: BaseException, *, tags: dict[str, str], actor: str | None) -> None:
+    """Report a failed replay to Sentry (a no-op when Sentry is not initialised)."""
+    import sentry_sdk
+
+    with sentry_sdk.new_scope() as scope:
+        for key, value in tags.items():
+            scope.set_tag(key, value)
+        if actor:
+            scope.set_user({"username": actor})
+        sentry_sdk.capture_exception(exc)

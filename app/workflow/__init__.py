@@ -1,0 +1,1 @@
+"""The workflow runner: steps, error classification, execution log."""

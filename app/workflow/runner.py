@@ -1,0 +1,102 @@
+"""Runs a ramp version's steps against an execution, inside the caller's transaction.
+
+The runner knows nothing about batches or HTTP requests: the caller (the trigger use case, the
+retry use case) owns the transaction, passes the flags it needs, and delivers the outbox after it
+commits. The steps run inside a SAVEPOINT, so a failing step undoes only the work of this run
+(account, project, outbox rows) while the execution's status and log entries are still written.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from app.models import CrmIntegration, Notification, Project, Ramp, RampExecution, RampVersion
+from app.models.base import utcnow
+from app.workflow.errors import InvalidConfigurationError, describe
+from app.workflow.log import append_log
+from app.workflow.steps import STEP_HANDLERS, StepContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    status: str
+    error_type: str | None = None
+    error_category: str | None = None
+    error_message: str | None = None
+    project: Project | None = None
+    notifications: list[Notification] = field(default_factory=list)
+    exception: BaseException | None = None
+
+    @property
+    def pending_notification_ids(self) -> list[int]:
+        return [n.id for n in self.notifications if n.status == "pending"]
+
+
+def run_execution(
+    session: Session,
+    execution: RampExecution,
+    version: RampVersion,
+    *,
+    suppress_notifications: bool = False,
+    http_timeout: float = 5.0,
+) -> RunResult:
+    """Run `version` for `execution`; the caller must hold an open transaction (and the row lock)."""
+    if not session.in_transaction():
+        raise RuntimeError("run_execution needs the caller's open transaction")
+    ramp = session.get(Ramp, execution.ramp_id)
+    integration = session.query(CrmIntegration).filter_by(vendor_id=execution.vendor_id).one_or_none()
+    now = utcnow()
+    attempt = execution.replay_attempts
+    execution.status_code = "RUNNING"
+    pending_logs: list[dict] = [
+        dict(level="INFO", message=f"run started: version {version.version}, attempt {attempt}")
+    ]
+    ctx = StepContext(
+        session=session,
+        execution=execution,
+        ramp=ramp,
+        integration=integration,
+        payload=execution.trigger_payload or {},
+        now=now,
+        suppress_notifications=suppress_notifications,
+        http_timeout=http_timeout,
+    )
+    result = RunResult(status="SUCCESS")
+    current_step = None
+    savepoint = session.begin_nested()
+    try:
+        steps = version.steps
+        if not steps:
+            raise InvalidConfigurationError(f"ramp version {version.version} has no steps")
+        for step in steps:
+            current_step = step.get("type")
+            handler = STEP_HANDLERS.get(current_step)
+            if handler is None:
+                raise InvalidConfigurationError(f"unknown step type '{current_step}'")
+            message = handler(ctx)
+            pending_logs.append(dict(level="INFO", step=current_step, message=message))
+        savepoint.commit()
+    except Exception as exc:  # any step failure is recorded, classified, and ends the run
+        savepoint.rollback()
+        error_type, category, message = describe(exc)
+        result = RunResult(
+            status="ERROR", error_type=error_type, error_category=category, error_message=message, exception=exc
+        )
+        pending_logs.append(
+            dict(level="ERROR", step=current_step, message=message, error_type=error_type, error_category=category)
+        )
+        log.info("execution %s failed at %s: %s (%s)", execution.uuid, current_step, error_type, category)
+    else:
+        result.project = ctx.state.get("project")
+        result.notifications = list(ctx.notifications)
+
+    for entry in pending_logs:
+        append_log(session, execution, attempt=attempt, **entry)
+    execution.status_code = result.status
+    execution.finished_at = utcnow()
+    session.flush()
+    return result

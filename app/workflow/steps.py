@@ -1,0 +1,179 @@
+"""The four step types a ramp version can run.
+
+Each step reads what it needs from the `StepContext`, raises a `WorkflowError` subclass for a
+classified failure, and records what it made in `ctx.state` for the steps after it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+import requests
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Account, CrmIntegration, ObjectEntityId, Project, Ramp, RampExecution
+from app.models.outbox import EVENT_PROJECT_CREATED
+from app.notifications.outbox import enqueue
+from app.workflow.errors import (
+    IntegrationConnectionError,
+    InvalidAccessTokenError,
+    InvalidConfigurationError,
+    MissingRelatedAccount,
+    MissingTriggerField,
+    ModuleTimeoutError,
+    RateLimitError,
+)
+
+
+@dataclass
+class StepContext:
+    session: Session
+    execution: RampExecution
+    ramp: Ramp
+    integration: CrmIntegration | None
+    payload: dict
+    now: datetime
+    suppress_notifications: bool = False
+    http_timeout: float = 5.0
+    state: dict[str, Any] = field(default_factory=dict)
+    notifications: list = field(default_factory=list)
+
+
+def _required(payload: dict, dotted: str) -> Any:
+    value: Any = payload
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or value.get(part) in (None, ""):
+            raise MissingTriggerField(f"trigger payload has no '{dotted}'")
+        value = value[part]
+    return value
+
+
+def _connected_integration(ctx: StepContext) -> CrmIntegration:
+    integration = ctx.integration
+    if integration is None or not integration.api_base_url:
+        raise InvalidConfigurationError("vendor has no CRM integration with an API base URL")
+    if not integration.user_configured:
+        raise InvalidConfigurationError("CRM integration is not configured")
+    if integration.token_revoked:
+        raise InvalidAccessTokenError("CRM access token was revoked")
+    if integration.token_expires_at is not None and integration.token_expires_at <= ctx.now:
+        raise InvalidAccessTokenError("CRM access token has expired")
+    return integration
+
+
+def fetch_crm_record(ctx: StepContext) -> str:
+    integration = _connected_integration(ctx)
+    key = ctx.execution.trigger_key
+    if not key:
+        raise MissingTriggerField("execution has no trigger_key to fetch")
+    url = f"{integration.api_base_url.rstrip('/')}/objects/{requests.utils.quote(key, safe='')}"
+    try:
+        response = requests.get(url, timeout=ctx.http_timeout)
+    except requests.Timeout as exc:
+        raise ModuleTimeoutError(f"CRM did not answer within {ctx.http_timeout:g}s") from exc
+    except requests.RequestException as exc:
+        raise IntegrationConnectionError(f"cannot reach CRM: {type(exc).__name__}") from exc
+    if response.status_code == 429:
+        raise RateLimitError("CRM rate limit hit (429)")
+    if response.status_code in (401, 403):
+        raise InvalidAccessTokenError(f"CRM refused our token ({response.status_code})")
+    if response.status_code >= 500:
+        raise IntegrationConnectionError(f"CRM answered {response.status_code}")
+    if response.status_code == 404:
+        raise MissingRelatedAccount(f"CRM has no record '{key}'")
+    if response.status_code >= 400:
+        raise IntegrationConnectionError(f"CRM answered {response.status_code}")
+    try:
+        ctx.state["crm_record"] = response.json()
+    except ValueError as exc:
+        raise IntegrationConnectionError("CRM answered with a body that is not JSON") from exc
+    return f"fetched CRM record {key}"
+
+
+def find_or_create_account(ctx: StepContext) -> str:
+    external_id = str(_required(ctx.payload, "company.id"))
+    name = str(_required(ctx.payload, "company.name"))
+    vendor_id = ctx.execution.vendor_id
+    # Serialise concurrent creators of the same CRM object (a trigger and a replay, two replays),
+    # so exactly one account and one live link are made.
+    ctx.session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"account:{vendor_id}:{external_id}", 0)))
+    )
+    account = ctx.session.scalar(
+        select(Account)
+        .join(ObjectEntityId, ObjectEntityId.account_id == Account.id)
+        .where(
+            ObjectEntityId.vendor_id == vendor_id,
+            ObjectEntityId.object_type == "company",
+            ObjectEntityId.external_id == external_id,
+            ObjectEntityId.archived_at.is_(None),
+        )
+    )
+    if account is not None:
+        ctx.state["account"] = account
+        return f"reused account {account.uuid} for company {external_id}"
+    account = Account(vendor_id=vendor_id, name=name)
+    ctx.session.add(account)
+    ctx.session.flush()
+    ctx.session.add(
+        ObjectEntityId(vendor_id=vendor_id, account_id=account.id, object_type="company", external_id=external_id)
+    )
+    ctx.state["account"] = account
+    return f"created account {account.uuid} for company {external_id}"
+
+
+def create_project(ctx: StepContext) -> str:
+    account = ctx.state.get("account")
+    if account is None:
+        raise MissingRelatedAccount("create_project needs an account: run find_or_create_account first")
+    name = str(_required(ctx.payload, "company.name"))
+    project = Project(vendor_id=ctx.execution.vendor_id, account_id=account.id, execution_id=ctx.execution.id, name=name)
+    ctx.session.add(project)
+    # Flush now: the unique index on execution_id turns a duplicate into this step's error.
+    ctx.session.flush()
+    ctx.state["project"] = project
+    return f"created project {project.uuid}"
+
+
+def notify(ctx: StepContext) -> str:
+    project = ctx.state.get("project")
+    account = ctx.state.get("account")
+    if project is None:
+        raise InvalidConfigurationError("notify needs a project: run create_project first")
+    payload = {
+        "event": EVENT_PROJECT_CREATED,
+        "vendor_id": ctx.execution.vendor_id,
+        "ramp_uuid": str(ctx.ramp.uuid),
+        "execution_uuid": str(ctx.execution.uuid),
+        "trigger_key": ctx.execution.trigger_key,
+        "project": {"uuid": str(project.uuid), "name": project.name},
+        "account": {"uuid": str(account.uuid), "name": account.name} if account else None,
+    }
+    common = dict(
+        vendor_id=ctx.execution.vendor_id,
+        execution_id=ctx.execution.id,
+        event=EVENT_PROJECT_CREATED,
+        payload=payload,
+        suppressed=ctx.suppress_notifications,
+    )
+    made = []
+    if ctx.integration is not None and ctx.integration.webhook_url:
+        ctx.notifications.append(enqueue(ctx.session, channel="webhook", target=ctx.integration.webhook_url, **common))
+        made.append("webhook")
+    owner = ctx.payload.get("owner") if isinstance(ctx.payload.get("owner"), dict) else {}
+    if owner.get("email"):
+        ctx.notifications.append(enqueue(ctx.session, channel="email", target=str(owner["email"]), **common))
+        made.append("email")
+    verb = "suppressed" if ctx.suppress_notifications else "queued"
+    return f"{EVENT_PROJECT_CREATED} {verb}: {', '.join(made) or 'no recipients'}"
+
+
+STEP_HANDLERS: dict[str, Callable[[StepContext], str]] = {
+    "fetch_crm_record": fetch_crm_record,
+    "find_or_create_account": find_or_create_account,
+    "create_project": create_project,
+    "notify": notify,
+}
+
