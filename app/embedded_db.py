@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -319,10 +320,13 @@ def _kill_orphans(pgdata: Path) -> None:
             i = cmd.index("-D")
             if i + 1 < len(cmd) and os.path.realpath(cmd[i + 1]) == str(pgdata):
                 try:
-                    proc.terminate()
+                    # SIGQUIT = immediate shutdown: its data is gone, and SIGTERM ("smart")
+                    # would wait for its clients to disconnect.
+                    proc.send_signal(signal.SIGQUIT)
                     proc.wait(5)
                 except psutil.TimeoutExpired:
                     proc.kill()
+                    proc.wait(5)
                 except psutil.NoSuchProcess:
                     pass
 
@@ -412,7 +416,9 @@ def _start(p: _Paths) -> EmbeddedServer:
                 **_run_as_kwargs(),
             )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            if not _port_is_free(port):
+            info = _read_pid_file(p.pgdata)
+            ours_alive = info is not None and _is_our_postmaster(info.pid, p.pgdata)
+            if not ours_alive and not _port_is_free(port):
                 continue  # lost a race for the port to another program: take a new one
             raise EmbeddedPostgresError(
                 f"embedded PostgreSQL failed to start ({exc}); pgdata={p.pgdata} port={port}\n"
@@ -448,7 +454,8 @@ def ensure_server(instance_dir: Union[Path, str] = DEFAULT_INSTANCE_DIR) -> Embe
     with _locked(p):
         _prepare_for_system_user(p)
         _init_pgdata(p)
-        # Our pid files only: the wheel's reference count goes stale when a process is killed.
+        # The wheel's handle reference count is never valid for us (we keep no handles); a
+        # leftover one would only mislead a wheel-based tool into attaching or stopping.
         (p.pgdata / ".handle_pids.json").unlink(missing_ok=True)
 
         info = _read_pid_file(p.pgdata)

