@@ -1,0 +1,24 @@
+"""`flask --app wsgi notifications dispatch [--limit N]`: retry pending outbox rows."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.db import get_database
+from app.notifications.delivery import dispatch_pending
+
+notifications_cli = AppGroup("notifications", help="The notification outbox.")
+
+
+@notifications_cli.command("dispatch")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(min=1), help="Rows to try, oldest first.")
+def dispatch(limit: int) -> None:
+    """Deliver pending notifications; exits 1 when some deliveries failed again."""
+    report = dispatch_pending(get_database().session_factory, config=current_app.config["ONRAMP"], limit=limit)
+    for line in report.summary_lines():
+        click.echo(line)
+    if report.failed:
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Helpers shared by the test modules (local HTTP receiver, scenario builders)."""
