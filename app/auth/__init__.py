@@ -1,0 +1,1 @@
+"""Sign-in and access: OIDC browser sessions, internal API keys, roles, throttling."""

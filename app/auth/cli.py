@@ -1,0 +1,138 @@
+"""`flask --app wsgi users ...` and `flask --app wsgi api-keys ...`.
+
+Key and secret are printed once, at creation (and the secret at rotation); `list` never shows
+either -- the database does not hold them in usable form.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import click
+from flask.cli import AppGroup
+
+from app.auth import api_keys, users
+from app.db import get_database
+from app.errors import AppError
+from app.models.identity import ROLES
+
+log = logging.getLogger(__name__)
+
+users_cli = AppGroup("users", help="People who may sign in, and their roles.")
+api_keys_cli = AppGroup("api-keys", help="Internal API keys for automation.")
+
+_role_option = click.option(
+    "--role", required=True, type=click.Choice(ROLES), help="Role to grant."
+)
+
+
+@contextmanager
+def _transaction():
+    session = get_database().session_factory()
+    try:
+        with session.begin():
+            yield session
+    except AppError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        session.close()
+
+
+def _when(value) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@_role_option
+def users_create(email: str, role: str) -> None:
+    """Allow EMAIL to sign in with ROLE."""
+    with _transaction() as session:
+        user = users.create_user(session, email=email, role=role)
+    log.info("user created: %s role=%s", user.email, user.role)
+    click.echo(f"created user {user.email} with role {user.role}")
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List users, their roles and last sign-in."""
+    with _transaction() as session:
+        rows = users.list_users(session)
+    click.echo(f"{'EMAIL':40} {'ROLE':15} {'CREATED':26} LAST LOGIN")
+    for user in rows:
+        click.echo(
+            f"{user.email:40} {user.role:15} {_when(user.created_at):26}"
+            f" {_when(user.last_login_at)}"
+        )
+
+
+@users_cli.command("set-role")
+@click.option("--email", required=True)
+@_role_option
+def users_set_role(email: str, role: str) -> None:
+    """Change a user's role (takes effect on their next request)."""
+    with _transaction() as session:
+        user = users.set_user_role(session, email=email, role=role)
+    log.info("user role changed: %s role=%s", user.email, user.role)
+    click.echo(f"{user.email} now has role {user.role}")
+
+
+@users_cli.command("delete")
+@click.option("--email", required=True)
+def users_delete(email: str) -> None:
+    """Remove a user; their browser sessions stop working at once."""
+    with _transaction() as session:
+        users.delete_user(session, email)
+    log.info("user deleted: %s", email.strip().lower())
+    click.echo(f"deleted user {email.strip().lower()}")
+
+
+@api_keys_cli.command("create")
+@click.option("--name", required=True, help="A unique name; it is what audit records show.")
+@_role_option
+def api_keys_create(name: str, role: str) -> None:
+    """Create a key and print its key and secret (shown only this once)."""
+    with _transaction() as session:
+        api_key, key, secret = api_keys.create_api_key(session, name=name, role=role)
+    log.info("api key created: %s role=%s", api_key.name, api_key.role)
+    click.echo(f"created API key {api_key.name!r} with role {api_key.role}")
+    click.echo("Store these now; they cannot be shown again:")
+    click.echo(f"key:    {key}")
+    click.echo(f"secret: {secret}")
+
+
+@api_keys_cli.command("list")
+def api_keys_list() -> None:
+    """List keys (names, roles, state, last use); never the key or the secret."""
+    with _transaction() as session:
+        rows = api_keys.list_api_keys(session)
+    click.echo(f"{'NAME':30} {'ROLE':15} {'STATUS':8} {'CREATED':26} LAST USED")
+    for row in rows:
+        status = "revoked" if row.revoked_at else "active"
+        click.echo(
+            f"{row.name:30} {row.role:15} {status:8} {_when(row.created_at):26}"
+            f" {_when(row.last_used_at)}"
+        )
+
+
+@api_keys_cli.command("revoke")
+@click.option("--name", required=True)
+def api_keys_revoke(name: str) -> None:
+    """Revoke a key; it stops working on the next request."""
+    with _transaction() as session:
+        api_key = api_keys.revoke_api_key(session, name)
+    log.info("api key revoked: %s", api_key.name)
+    click.echo(f"revoked API key {api_key.name!r}")
+
+
+@api_keys_cli.command("rotate")
+@click.option("--name", required=True)
+def api_keys_rotate(name: str) -> None:
+    """Give a key a new secret (printed once); the old secret stops working at once."""
+    with _transaction() as session:
+        api_key, secret = api_keys.rotate_api_key(session, name)
+    log.info("api key rotated: %s", api_key.name)
+    click.echo(
+        f"rotated API key {api_key.name!r}; the key is unchanged, the old secret no longer works"
+    )
+    click.echo(f"secret: {secret}")

@@ -1,0 +1,150 @@
+"""GET /auth/login, GET /auth/callback, POST /auth/logout, GET /auth/me."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+
+from flask import Blueprint, current_app, jsonify, redirect, request, url_for
+from flask import session as cookie_session
+from markupsafe import escape
+
+from app.auth import oidc, sessions, throttle
+from app.auth.access import Actor, current_actor, enforce_json_for_cookie, require_role
+from app.auth.users import find_user
+from app.db import get_session
+from app.errors import TooManyRequests
+from app.models.identity import ROLE_VIEWER
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+
+def _signin_subject() -> str:
+    return throttle.signin_subject(request.remote_addr)
+
+
+def _check_signin_throttle() -> None:
+    session = get_session()
+    with session.begin():
+        blocked_for = throttle.retry_after(session, _signin_subject())
+    if blocked_for is not None:
+        raise TooManyRequests(
+            "Too many failed sign-ins from this address; try again later",
+            details={"retry_after_seconds": blocked_for},
+            headers={"Retry-After": str(blocked_for)},
+        )
+
+
+def _record_signin_failure(reason: str) -> None:
+    session = get_session()
+    with session.begin():
+        throttle.record_failure(session, _signin_subject())
+    log.warning("sign-in refused: %s", reason)
+
+
+@bp.get("/login")
+def login():
+    _check_signin_throttle()
+    return oidc.authorize_redirect(url_for("auth.callback", _external=True))
+
+
+@bp.get("/callback")
+def callback():
+    _check_signin_throttle()
+    try:
+        identity = oidc.finish_sign_in()
+    except (oidc.SignInFailed, oidc.SignInRefused) as exc:
+        _record_signin_failure((exc.details or {}).get("reason", exc.code))
+        raise
+    session = get_session()
+    with session.begin():
+        user = find_user(session, identity.email)
+        user_session = None if user is None else sessions.create_session(session, user)
+    if user_session is None:
+        # A proven email is not an account: only the users table grants access.
+        _record_signin_failure("unknown_user")
+        raise oidc.SignInRefused(
+            f"{identity.email} has no access here; an administrator must add you first",
+            details={"reason": "unknown_user"},
+        )
+    # A fresh cookie session (no fixation): only the new sid survives.
+    cookie_session.clear()
+    cookie_session["sid"] = str(user_session.sid)
+    cookie_session.permanent = True
+    log.info("signed in: %s", identity.email)
+    return redirect(url_for("auth.me"))
+
+
+@bp.post("/logout")
+def logout():
+    sid = sessions.parse_sid(cookie_session.get("sid"))
+    signed_out = False
+    if sid is not None:
+        # Same CSRF rule as every cookie-authenticated write.
+        enforce_json_for_cookie(Actor(kind="user", name="", role=""))
+        session = get_session()
+        with session.begin():
+            signed_out = sessions.revoke_session(session, sid)
+    cookie_session.clear()
+    return jsonify({"signed_out": signed_out})
+
+
+@bp.get("/me")
+@require_role(ROLE_VIEWER)
+def me():
+    actor = current_actor()
+    body = {"kind": actor.kind, "name": actor.name, "role": actor.role}
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
+        response = current_app.response_class(_me_html(actor), mimetype="text/html")
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'none'; style-src 'unsafe-inline'; script-src '{_SCRIPT_HASH}';"
+            " connect-src 'self'; frame-ancestors 'none'"
+        )
+    else:
+        response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_LOGOUT_SCRIPT = (
+    "document.getElementById('logout').addEventListener('click',function(){"
+    "fetch('/auth/logout',{method:'POST',headers:{'Content-Type':'application/json'},body:'{}'})"
+    ".then(function(){location.href='/auth/login';});});"
+)
+# The page's CSP allows exactly this script and nothing else.
+_SCRIPT_HASH = "sha256-" + base64.b64encode(
+    hashlib.sha256(_LOGOUT_SCRIPT.encode()).digest()
+).decode()
+
+
+def _me_html(actor: Actor) -> str:
+    who = escape(actor.name)
+    role = escape(actor.role)
+    base = escape(request.host_url.rstrip("/"))
+    curl = ""
+    if actor.kind == "user":
+        curl = f"""
+<h2>Using this sign-in from curl</h2>
+<p>The <code>session</code> cookie is HttpOnly, so this page cannot show it. Open your browser's
+developer tools (Application / Storage &rarr; Cookies &rarr; {base}), copy the value of the cookie
+named <code>session</code>, then:</p>
+<pre>export ONRAMP_SESSION='&lt;paste the value&gt;'
+curl -sS -X POST {base}/api/ramps/executions/retry-batch \\
+  -b "session=$ONRAMP_SESSION" \\
+  -H 'Content-Type: application/json' \\
+  -d '{{"since": "2026-05-11T00:00:00Z", "dry_run": true}}'</pre>
+<p>Requests that change something must send <code>Content-Type: application/json</code>;
+anything else is refused (415). Treat the cookie like a password: it works until you sign out
+or it expires.</p>
+<button id="logout" type="button">Sign out</button>
+<script>{_LOGOUT_SCRIPT}</script>"""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signed in - onramp</title>
+<style>body{{font-family:sans-serif;max-width:46em;margin:2em auto}}
+pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style>
+</head><body>
+<h1>Signed in</h1>
+<p>You are <strong>{who}</strong> with role <strong>{role}</strong>.</p>{curl}
+</body></html>"""

@@ -1,0 +1,117 @@
+"""Shared pieces for the auth tests: a mock OIDC provider on 127.0.0.1:0, an app wired to it, a
+test-only blueprint guarded by `require_role`, and a helper that walks the real sign-in flow."""
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from flask import Blueprint, jsonify
+
+from app import create_app
+from app.auth.access import current_actor, require_role
+from app.models.identity import ROLE_ADMIN, ROLE_VIEWER
+from devtools.mock_oidc import MockOIDCProvider
+
+CLIENT_ID = "onramp-test-client"
+CLIENT_SECRET = "onramp-test-client-secret"
+ADMIN_ACTION = "/test-auth/admin-action"
+VIEWER_PAGE = "/test-auth/viewer"
+
+
+def _probe_blueprint(calls: list) -> Blueprint:
+    bp = Blueprint("auth_probe", __name__)
+
+    @bp.post(ADMIN_ACTION)
+    @require_role(ROLE_ADMIN)
+    def admin_action():
+        actor = current_actor()
+        calls.append(actor)
+        return jsonify({"kind": actor.kind, "name": actor.name, "role": actor.role})
+
+    @bp.get(VIEWER_PAGE)
+    @require_role(ROLE_VIEWER)
+    def viewer_page():
+        actor = current_actor()
+        return jsonify({"kind": actor.kind, "name": actor.name, "role": actor.role})
+
+    return bp
+
+
+@pytest.fixture(scope="module")
+def provider():
+    with MockOIDCProvider(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as running:
+        yield running
+
+
+@pytest.fixture(autouse=False)
+def fresh_provider(provider):
+    provider.reset()
+    yield provider
+    provider.reset()
+
+
+@pytest.fixture(scope="module")
+def auth_app_and_calls(config, provider):
+    calls: list = []
+    auth_config = dataclasses.replace(
+        config,
+        oidc_metadata_url=provider.metadata_url,
+        oidc_client_id=CLIENT_ID,
+        oidc_client_secret=CLIENT_SECRET,
+        admin_email_domains=("example.com",),
+        session_cookie_secure=True,
+    )
+    application = create_app(auth_config)
+    application.register_blueprint(_probe_blueprint(calls))
+    yield application, calls
+    application.extensions["onramp_db"].dispose()
+
+
+@pytest.fixture
+def auth_app(auth_app_and_calls, fresh_provider, engine):
+    # `engine` pulls in the TRUNCATE-after-test fixture from tests/conftest.py.
+    application, calls = auth_app_and_calls
+    calls.clear()
+    return application
+
+
+@pytest.fixture
+def admin_calls(auth_app_and_calls):
+    return auth_app_and_calls[1]
+
+
+def provider_redirect(client, email: str, **params) -> str:
+    """GET /auth/login, let the provider approve `email`; returns the callback path+query."""
+    login = client.get("/auth/login")
+    assert login.status_code == 302, login.get_data(as_text=True)
+    answer = requests.get(
+        login.headers["Location"],
+        params={"email": email, **params},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert answer.status_code == 302, answer.text
+    back = urlsplit(answer.headers["Location"])
+    assert back.path == "/auth/callback"
+    return f"{back.path}?{back.query}"
+
+
+def sign_in(client, email: str, **params):
+    """The whole authorization-code flow; returns the callback response."""
+    return client.get(provider_redirect(client, email, **params))
+
+
+def session_cookie(client) -> str | None:
+    cookie = client.get_cookie("session")
+    return cookie.value if cookie else None
+
+
+def curl_post(app, path: str, cookie: str, *, json_body=None, data=None, headers=None):
+    """Like `curl -b "session=..."`: a client with no cookie jar, the cookie sent as a header."""
+    bare = app.test_client(use_cookies=False)
+    sent = {"Cookie": f"session={cookie}", **(headers or {})}
+    if json_body is not None:
+        return bare.post(path, json=json_body, headers=sent)
+    return bare.post(path, data=data, headers=sent)
