@@ -1,0 +1,310 @@
+"""All the SQL of the retry endpoint, in one place.
+
+One query shape serves every purpose. For each execution in scope it joins what the filters need
+(ramp, the version that would run, a linked project, the vendor's integration, a later successful
+run of the same trigger) and computes, in a single CASE built from `reasons.REASONS`, the FIRST skip
+reason that applies (NULL = eligible) plus a human-readable detail. Around that shape:
+
+  * `count_by_reason`   one GROUP BY over the whole scope (the summary counts);
+  * `list_rows`         one statement listing the first eligible and first skipped rows;
+  * `claim_next`        the next eligible row after a keyset position, `FOR UPDATE OF e SKIP LOCKED`;
+  * `recheck`           the reason of one row, in a fresh statement (run under the row lock);
+  * `count_eligible`    eligible rows left (the summary's `remaining` after an executing call);
+  * `lock_for_failure_record`  the row lock for recording a replay that failed outside the runner.
+
+So a call costs a fixed number of statements whatever the number of rows in scope; nothing here
+loops over rows. Request values travel as bind parameters; only the scope shape (window or
+hand-picked, optional vendor/ramp narrowing, keyset) changes the SQL text.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.retries.reasons import REASON_CODES
+from app.retries.schemas import RetryRequest
+
+# reason -> (condition, detail). Conditions may rely on the reasons before them having failed.
+# `p`, `dup`, `i`, `v` are outer-joined, so their columns are NULL when there is no such row.
+FILTERS: dict[str, tuple[str, str]] = {
+    "not_found": (
+        "e.id IS NULL",
+        "'no execution has this uuid'",
+    ),
+    "status_not_error": (
+        "e.status_code <> 'ERROR'",
+        "'status is ' || e.status_code",
+    ),
+    "project_already_exists": (
+        "p.id IS NOT NULL",
+        "'project ' || p.uuid::text || ' is linked to this execution'",
+    ),
+    "ramp_deleted": (
+        "r.status = 'deleted'",
+        "'ramp ' || r.uuid::text || ' is deleted'",
+    ),
+    "ramp_archived": (
+        "r.status = 'archived'",
+        "'ramp ' || r.uuid::text || ' is archived'",
+    ),
+    "workflow_is_draft": (
+        "r.status = 'draft' OR v.id IS NULL OR v.draft",
+        "CASE WHEN r.status = 'draft' THEN 'ramp is a draft'"
+        " WHEN v.id IS NULL THEN 'version ' || run_version.n || ' does not exist'"
+        " ELSE 'version ' || run_version.n || ' is a draft' END",
+    ),
+    "duplicate_trigger_succeeded": (
+        "dup.uuid IS NOT NULL",
+        "'execution ' || dup.uuid::text || ' of trigger ' || e.trigger_key || ' succeeded later'",
+    ),
+    "config_error": (
+        "NOT :force_retry AND e.last_error_category = 'config'",
+        "coalesce(e.last_error_type, 'error') || ': ' || coalesce(e.last_error_message, '')",
+    ),
+    "integration_disconnected": (
+        "i.id IS NULL OR NOT i.user_configured OR i.token_revoked OR i.token_expires_at <= now()",
+        "CASE WHEN i.id IS NULL THEN 'vendor has no CRM integration'"
+        " WHEN NOT i.user_configured THEN 'integration is not configured'"
+        " WHEN i.token_revoked THEN 'integration token is revoked'"
+        " ELSE 'integration token expired at ' || i.token_expires_at::text END",
+    ),
+    "outside_time_window": (
+        ":window_scope AND NOT (e.created_at >= :since AND e.created_at < :until)",
+        "'created_at ' || e.created_at::text || ' is outside the window'",
+    ),
+    "error_pattern_mismatch": (
+        # A literal substring: strpos, not LIKE, so `_` and `%` mean themselves.
+        ":error_pattern IS NOT NULL AND (e.last_error_message IS NULL"
+        " OR strpos(lower(e.last_error_message), lower(:error_pattern)) = 0)",
+        "CASE WHEN e.last_error_message IS NULL THEN 'no error message'"
+        " ELSE 'last error: ' || left(e.last_error_message, 200) END",
+    ),
+    "retry_limit_reached": (
+        "e.replay_attempts >= :max_attempts",
+        "e.replay_attempts || ' replay attempt(s), max_attempts is ' || :max_attempts",
+    ),
+}
+
+if tuple(FILTERS) != REASON_CODES:  # pragma: no cover - guarded by a unit test as well
+    raise RuntimeError("eligibility.FILTERS must follow reasons.REASONS exactly")
+
+
+def reason_case() -> str:
+    """`CASE WHEN <filter 0> THEN 'not_found' ... END`, in the order of `reasons.REASONS`."""
+    whens = "\n".join(f"        WHEN {FILTERS[code][0]} THEN '{code}'" for code in REASON_CODES)
+    return f"CASE\n{whens}\n    END"
+
+
+def detail_case() -> str:
+    whens = "\n".join(f"        WHEN '{code}' THEN {FILTERS[code][1]}" for code in REASON_CODES)
+    return f"CASE f.reason\n{whens}\n    END"
+
+
+# Everything a filter looks at, joined to the execution `e`. `run_version.n` is the version a
+# replay would run (original: the execution's own; latest: the ramp's current one).
+_JOINS = f"""
+LEFT JOIN or_ramps r ON r.id = e.ramp_id
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN :use_latest THEN r.current_version ELSE e.ramp_version END AS n
+) run_version
+LEFT JOIN or_ramp_versions v ON v.ramp_id = e.ramp_id AND v.version = run_version.n
+LEFT JOIN or_projects p ON p.execution_id = e.id
+LEFT JOIN or_crm_integrations i ON i.vendor_id = e.vendor_id
+LEFT JOIN LATERAL (
+    SELECT later.uuid FROM or_ramp_executions later
+    WHERE e.trigger_key IS NOT NULL
+      AND later.ramp_id = e.ramp_id AND later.trigger_key = e.trigger_key
+      AND later.status_code = 'SUCCESS' AND later.created_at > e.created_at
+    ORDER BY later.created_at
+    LIMIT 1
+) dup ON TRUE
+CROSS JOIN LATERAL (
+    SELECT {reason_case()} AS reason
+) f"""
+
+_ROW_COLUMNS = """
+    e.id AS id,
+    {uuid_column} AS execution_uuid,
+    e.vendor_id AS vendor_id,
+    r.uuid AS ramp_uuid,
+    e.created_at AS created_at,
+    e.last_error_message AS error_message,
+    e.ramp_version AS ramp_version,
+    r.current_version AS current_version,
+    coalesce(e.ramp_version <> r.current_version, false) AS workflow_version_drift,
+    f.reason AS reason"""
+
+
+@dataclass(frozen=True)
+class ScopedRow:
+    id: int | None
+    execution_uuid: uuid.UUID
+    vendor_id: int | None
+    ramp_uuid: uuid.UUID | None
+    created_at: datetime | None
+    error_message: str | None
+    ramp_version: int | None
+    current_version: int | None
+    workflow_version_drift: bool
+    reason: str | None
+    detail: str | None
+
+
+def _params(request: RetryRequest) -> dict:
+    return {
+        "force_retry": request.force_retry,
+        "window_scope": not request.hand_picked,
+        "since": request.since,
+        "until": request.until,
+        "error_pattern": request.error_pattern,
+        "max_attempts": request.max_attempts,
+        "use_latest": request.workflow_version == "latest",
+        "execution_uuids": [str(u) for u in request.execution_uuids or ()],
+        "vendor_ids": list(request.vendor_ids or ()),
+        "ramp_uuids": [str(u) for u in request.ramp_uuids or ()],
+    }
+
+
+def _window_where(request: RetryRequest) -> str:
+    # The scope predicates match the partial index ix_or_ramp_executions_error_created_at.
+    parts = ["e.status_code = 'ERROR'", "e.created_at >= :since", "e.created_at < :until"]
+    if request.vendor_ids is not None:
+        parts.append("e.vendor_id = ANY(CAST(:vendor_ids AS bigint[]))")
+    if request.ramp_uuids is not None:
+        parts.append("r.uuid = ANY(CAST(:ramp_uuids AS uuid[]))")
+    return " AND ".join(parts)
+
+
+def _scope(request: RetryRequest, *, report_missing: bool) -> tuple[str, str, str]:
+    """(FROM clause, WHERE clause, uuid column) for the request's scope.
+
+    `report_missing` (hand-picked only) drives the scope from the uuid list, so uuids with no row
+    come back with reason `not_found`. The claim cannot use that form: `FOR UPDATE OF e` is not
+    allowed on the nullable side of an outer join.
+    """
+    if not request.hand_picked:
+        return f"FROM or_ramp_executions e{_JOINS}", _window_where(request), "e.uuid"
+    if report_missing:
+        source = (
+            "FROM unnest(CAST(:execution_uuids AS uuid[])) AS picked(uuid)\n"
+            "LEFT JOIN or_ramp_executions e ON e.uuid = picked.uuid"
+        )
+        return f"{source}{_JOINS}", "TRUE", "picked.uuid"
+    return (
+        f"FROM or_ramp_executions e{_JOINS}",
+        "e.uuid = ANY(CAST(:execution_uuids AS uuid[]))",
+        "e.uuid",
+    )
+
+
+# ---- statements -------------------------------------------------------------------------------
+
+
+def count_by_reason_sql(request: RetryRequest) -> str:
+    source, where, _ = _scope(request, report_missing=True)
+    return f"SELECT f.reason AS reason, count(*) AS n\n{source}\nWHERE {where}\nGROUP BY f.reason"
+
+
+def count_by_reason(session: Session, request: RetryRequest) -> dict[str | None, int]:
+    """Rows in scope per reason over the whole scope; key None = eligible."""
+    rows = session.execute(text(count_by_reason_sql(request)), _params(request)).all()
+    return {row.reason: row.n for row in rows}
+
+
+def list_rows_sql(request: RetryRequest) -> str:
+    source, where, uuid_column = _scope(request, report_missing=True)
+    columns = _ROW_COLUMNS.format(uuid_column=uuid_column)
+    # Oldest first within each group; hand-picked uuids with no row (no created_at) lead.
+    return f"""SELECT * FROM (
+SELECT {columns},
+    {detail_case()} AS detail,
+    row_number() OVER (
+        PARTITION BY f.reason IS NULL ORDER BY e.created_at NULLS FIRST, e.id
+    ) AS rn
+{source}
+WHERE {where}
+) listed
+WHERE (reason IS NULL AND rn <= :eligible_limit) OR (reason IS NOT NULL AND rn <= :skipped_limit)
+ORDER BY reason IS NOT NULL, rn"""
+
+
+def list_rows(
+    session: Session, request: RetryRequest, *, eligible_limit: int, skipped_limit: int
+) -> tuple[list[ScopedRow], list[ScopedRow]]:
+    """(first `eligible_limit` eligible rows, first `skipped_limit` skipped rows), oldest first."""
+    params = _params(request) | {"eligible_limit": eligible_limit, "skipped_limit": skipped_limit}
+    eligible: list[ScopedRow] = []
+    skipped: list[ScopedRow] = []
+    for row in session.execute(text(list_rows_sql(request)), params).mappings():
+        item = ScopedRow(**{k: v for k, v in row.items() if k != "rn"})
+        (eligible if item.reason is None else skipped).append(item)
+    return eligible, skipped
+
+
+def claim_next_sql(request: RetryRequest, *, after: bool) -> str:
+    source, where, uuid_column = _scope(request, report_missing=False)
+    keyset = "\n  AND (e.created_at, e.id) > (:after_created_at, :after_id)" if after else ""
+    return f"""SELECT {_ROW_COLUMNS.format(uuid_column=uuid_column)},
+    NULL AS detail
+{source}
+WHERE {where}
+  AND f.reason IS NULL{keyset}
+ORDER BY e.created_at, e.id
+LIMIT 1
+FOR UPDATE OF e SKIP LOCKED"""
+
+
+def claim_next(
+    session: Session, request: RetryRequest, *, after: tuple[datetime, int] | None
+) -> ScopedRow | None:
+    """Lock and return the oldest eligible row after `after` that nobody else holds.
+
+    Must run inside the transaction that replays the row: the lock is the only thing that keeps
+    concurrent callers (and the trigger path) off it until that transaction commits.
+    """
+    params = _params(request)
+    if after is not None:
+        params |= {"after_created_at": after[0], "after_id": after[1]}
+    row = session.execute(text(claim_next_sql(request, after=after is not None)), params).mappings().first()
+    return ScopedRow(**row) if row is not None else None
+
+
+def recheck_sql() -> str:
+    return f"""SELECT f.reason AS reason, {detail_case()} AS detail
+FROM or_ramp_executions e{_JOINS}
+WHERE e.id = :execution_id"""
+
+
+def recheck(session: Session, request: RetryRequest, execution_id: int) -> tuple[str | None, str | None]:
+    """The row's first reason now: a new statement, so a new snapshot under READ COMMITTED.
+
+    The claim's joins and subqueries saw the claim statement's snapshot; a project or a later
+    success committed meanwhile is only visible to a fresh statement.
+    """
+    row = session.execute(text(recheck_sql()), _params(request) | {"execution_id": execution_id}).first()
+    return (row.reason, row.detail) if row is not None else ("not_found", "the execution no longer exists")
+
+
+def count_eligible_sql(request: RetryRequest) -> str:
+    source, where, _ = _scope(request, report_missing=False)
+    return f"SELECT count(*)\n{source}\nWHERE {where} AND f.reason IS NULL"
+
+
+def count_eligible(session: Session, request: RetryRequest) -> int:
+    return session.execute(text(count_eligible_sql(request)), _params(request)).scalar_one()
+
+
+LOCK_FOR_FAILURE_RECORD_SQL = """SELECT e.id, e.status_code
+FROM or_ramp_executions e
+WHERE e.id = :execution_id
+FOR UPDATE OF e SKIP LOCKED"""
+
+
+def lock_for_failure_record(session: Session, execution_id: int) -> str | None:
+    """Lock one execution without waiting; its status, or None when someone else holds it."""
+    row = session.execute(text(LOCK_FOR_FAILURE_RECORD_SQL), {"execution_id": execution_id}).first()
+    return row.status_code if row is not None else None
