@@ -1,0 +1,1 @@
+"""The runbook rehearsal behind devtools/rehearse.py (see its docstring)."""

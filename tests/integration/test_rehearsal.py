@@ -1,0 +1,66 @@
+"""The runbook rehearsal, run exactly as CI and a new engineer run it.
+
+`devtools/rehearse.py` starts the mocks and a real service (gunicorn) on scratch databases and
+runs every command of runbooks/*.md against it; it exits non-zero when any result differs from
+what the runbook and the scenario promise. This test is what keeps the runbook from drifting from
+the code: a changed field name, reason, CLI verb or table breaks it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.config import REPO_ROOT
+
+REHEARSE = REPO_ROOT / "devtools" / "rehearse.py"
+RUNBOOK = REPO_ROOT / "runbooks" / "retry-batch.md"
+
+
+def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    from devtools.dbserver import server_url
+
+    db_prefix = os.environ.get("TEST_DB_NAME", "onramp_test") + "_rehearsal"
+    env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
+    return subprocess.run(
+        [sys.executable, str(REHEARSE), "--database-url", server_url(), "--db-name", db_prefix, *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def _explain(done: subprocess.CompletedProcess) -> str:
+    return f"exit {done.returncode}\n--- stdout (tail) ---\n{done.stdout[-6000:]}\n--- stderr ---\n{done.stderr[-4000:]}"
+
+
+@pytest.mark.timeout(300)
+def test_both_incidents_rehearse_cleanly_against_the_runbook():
+    assert RUNBOOK.exists(), "runbooks/retry-batch.md is what the rehearsal walks"
+    done = _run()
+    assert done.returncode == 0, _explain(done)
+    out = done.stdout
+    assert "FAIL" not in out.split("incident   | step")[-1], _explain(done)
+    # The summary table covers both stories and every runbook command.
+    assert "regression | verify: nothing reached the mock CRM (webhooks)" in out
+    assert "outage     | verify: mock CRM got one signed PROJECT_CREATED" in out
+    assert "runbook commands run" in out and " 0 of " not in out.splitlines()[-1]
+
+
+@pytest.mark.timeout(200)
+def test_a_drifted_runbook_fails_the_rehearsal(tmp_path: Path):
+    # A runbook whose SQL names a column that does not exist and whose curl needs a value nobody
+    # defined: exactly the drift the rehearsal is there to catch.
+    drifted = tmp_path / "retry-batch.md"
+    original = RUNBOOK.read_text() if RUNBOOK.exists() else ""
+    drifted.write_text(
+        original
+        + "\n\n```sql\nSELECT COUNT(*) FROM or_ramp_executions WHERE error_kind = 'regression';\n```\n"
+        + "\n```bash\ncurl -X POST https://app.onramp.us/api/ramps/executions/retry-batch "
+        + "-H \"Authorization: <mystery-token>\" -d '{\"dry_run\": true}'\n```\n"
+    )
+    done = _run("--incident", "outage", "--runbook", str(drifted))
+    assert done.returncode == 1, _explain(done)
+    assert "error_kind" in done.stdout + done.stderr
+    assert "<mystery-token>" in done.stdout + done.stderr
