@@ -1,0 +1,181 @@
+"""Shared plumbing of the benchmark scripts: where the bench database lives, its metadata, and
+the reset that lets every measure drain the same rows.
+
+The scripts are run by path (`.venv/bin/python devtools/bench/run.py`), so importing this module
+also puts the repository root on sys.path for `import app`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import psycopg2  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from app.config import normalize_database_url  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+DEFAULT_DB_NAME = "onramp_bench"
+# Bumped whenever the generator's data shape changes, so run.py regenerates a stale database.
+DATA_VERSION = 2
+
+
+def server_url() -> str:
+    """The server to put the bench database on: DATABASE_URL's server, else the embedded one
+    (same precedence as tests/conftest.py, without the test-only variable)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return normalize_database_url(url)
+    from app.config import REPO_ROOT as APP_ROOT
+    from app.embedded_db import ensure_server
+
+    return ensure_server(APP_ROOT / "instance").url("postgres")
+
+
+def resolve_database_url(explicit: str | None, db_name: str = DEFAULT_DB_NAME) -> str:
+    """SQLAlchemy URL (psycopg2 driver) of the bench database."""
+    if explicit:
+        return normalize_database_url(explicit)
+    return make_url(server_url()).set(database=db_name).render_as_string(hide_password=False)
+
+
+def libpq_dsn(url: str) -> str:
+    """The same URL for psycopg2.connect / psql / pgbench (no "+driver" suffix)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme.split("+", 1)[0] + sep + rest
+
+
+def database_name(url: str) -> str:
+    return make_url(url).database
+
+
+def redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def connect(url: str, *, autocommit: bool = False, dbname: str | None = None) -> Iterator:
+    dsn = libpq_dsn(make_url(url).set(database=dbname).render_as_string(hide_password=False)
+                    if dbname else url)
+    conn = psycopg2.connect(dsn, application_name="onramp-bench",
+                            options="-c timezone=UTC -c statement_timeout=0")
+    conn.autocommit = autocommit
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- metadata
+
+META_TABLE = "bench_meta"
+
+
+def read_meta(url: str) -> dict | None:
+    """The generator's record ({"status": "complete", ...}) or None if there is no bench data."""
+    try:
+        with connect(url, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (META_TABLE,))
+            if cur.fetchone()[0] is None:
+                return None
+            cur.execute(f"SELECT value FROM {META_TABLE} WHERE key = 'generation'")
+            row = cur.fetchone()
+            return row[0] if row else None
+    except psycopg2.OperationalError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def is_generated(meta: dict | None, params: dict | None = None) -> bool:
+    if not meta or meta.get("status") != "complete" or meta.get("data_version") != DATA_VERSION:
+        return False
+    return params is None or meta.get("params") == params
+
+
+# --------------------------------------------------------------------------- reset
+
+# Tables whose rows a replay (ours or the ceiling's) adds; the generator records each one's max id.
+GROWN_TABLES = (
+    "or_notification_outbox",
+    "or_workflow_history",
+    "or_execution_logs",
+    "or_projects",
+    "or_object_entity_ids",
+    "or_accounts",
+    "or_retry_batches",
+    "or_ramp_executions",
+)
+SNAPSHOT_TABLE = "bench_execution_snapshot"
+SNAPSHOT_COLUMNS = (
+    "status_code",
+    "replay_attempts",
+    "last_error_type",
+    "last_error_category",
+    "last_error_message",
+    "updated_at",
+    "finished_at",
+)
+
+
+def reset(url: str, meta: dict, *, vacuum: bool = True) -> dict:
+    """Put the database back to its generated state: drop every row added since generation and
+    restore the ERROR rows' replay columns from the snapshot. Returns counts of what it undid."""
+    baseline = meta["baseline_max_ids"]
+    undone: dict[str, int] = {}
+    with connect(url) as conn, conn.cursor() as cur:
+        # Children before parents (projects reference accounts and executions).
+        for table in GROWN_TABLES:
+            cur.execute(f"DELETE FROM {table} WHERE id > %s", (baseline[table],))
+            undone[table] = cur.rowcount
+        assigns = ", ".join(f"{c} = s.{c}" for c in SNAPSHOT_COLUMNS)
+        cur.execute(
+            f"UPDATE or_ramp_executions e SET {assigns} FROM {SNAPSHOT_TABLE} s "
+            f"WHERE e.id = s.id AND ({', '.join('e.' + c for c in SNAPSHOT_COLUMNS)}) "
+            f"IS DISTINCT FROM ({', '.join('s.' + c for c in SNAPSHOT_COLUMNS)})"
+        )
+        undone["restored_executions"] = cur.rowcount
+        conn.commit()
+    if vacuum:
+        # Dead tuples left by the previous measure would slow the next one's scans and claims.
+        with connect(url, autocommit=True) as conn, conn.cursor() as cur:
+            for table in GROWN_TABLES:
+                cur.execute(f"VACUUM ANALYZE {table}")
+    return undone
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile (pct in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))  # ceil without floats
+    return ordered[int(rank) - 1]
+
+
+def summarize(values: list[float]) -> dict:
+    return {
+        "n": len(values),
+        "median": statistics.median(values) if values else None,
+        "p95": percentile(values, 95),
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+    }
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
