@@ -10,11 +10,12 @@ BIN := $(VENV)/bin
 PORT := $(or $(PORT),8000)
 PYTEST_ARGS ?=
 PSQL_ARGS ?=
+BENCH_ARGS ?=
 # Stamp file keyed on requirements.txt: the install reruns whenever requirements change, and a
 # failed pip install leaves no stamp, so the next make retries it.
 VENV_STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: venv run test db-start db-stop db-status psql clean
+.PHONY: venv run test db-start db-stop db-status psql clean bench
 
 venv: $(VENV_STAMP)
 
@@ -47,6 +48,11 @@ db-status: venv
 # The wheel's psql against DATABASE_URL if set, else the embedded onramp database.
 psql: venv
 	$(BIN)/python -m app.embedded_db psql $(PSQL_ARGS)
+
+# Benchmark of the retry endpoint (not part of `make test`): generates the `onramp_bench` database
+# on DATABASE_URL's server (or the embedded one) if needed, then measures; see devtools/bench/README.md.
+bench: venv
+	$(BIN)/python devtools/bench/run.py $(BENCH_ARGS)
 
 # Stop the embedded server before deleting the venv: its binaries live there, and a running
 # postgres loads libraries (e.g. plpgsql) lazily from that directory. instance/ is kept.

@@ -1,6 +1,8 @@
 """Application factory."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask
 
 from app.config import Config
@@ -14,6 +16,13 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_CONTENT_LENGTH=config.max_content_length,
         TESTING=config.testing,
         ONRAMP=config,
+        # The signed `session` cookie carries only the server-side sid (app/auth/sessions.py).
+        SESSION_COOKIE_NAME="session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.session_cookie_secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_absolute_hours),
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
     app.json.sort_keys = False
 

@@ -8,3 +8,15 @@ def register_blueprints(app: Flask) -> None:
     from app.health import bp as health_bp
 
     app.register_blueprint(health_bp)
+
+    from app.auth.views import bp as auth_bp
+
+    app.register_blueprint(auth_bp)
+
+    from app.triggers.views import bp as triggers_bp
+
+    app.register_blueprint(triggers_bp)
+
+    from app.retries.views import bp as retries_bp
+
+    app.register_blueprint(retries_bp)

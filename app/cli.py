@@ -34,3 +34,14 @@ def db_downgrade(revision: str) -> None:
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(db_cli)
+
+    from app.auth.cli import api_keys_cli, users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(api_keys_cli)
+
+    from app.notifications.cli import notifications_cli
+    from app.scenarios.cli import scenario_cli
+
+    app.cli.add_command(scenario_cli)
+    app.cli.add_command(notifications_cli)

@@ -19,18 +19,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
-from app.config import REPO_ROOT, Config, normalize_database_url
+from app.config import Config
 from app.db import make_engine, make_session_factory
 from app.models import Base
 
 
 def _server_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if url:
-        return normalize_database_url(url)
-    from app.embedded_db import ensure_server
+    # One rule for tests and devtools/rehearse.py (see devtools/dbserver.py).
+    from devtools.dbserver import server_url
 
-    return ensure_server(REPO_ROOT / "instance").url("postgres")
+    return server_url()
 
 
 def _recreate_database(server_url: str, name: str) -> str:
@@ -119,3 +117,29 @@ def make_engine_for(config):
     yield factory
     for e in created:
         e.dispose()
+
+
+@pytest.fixture
+def webhook_receiver():
+    """A local HTTP server (tests/support/receiver.py) recording every request; 200 by default."""
+    from tests.support.receiver import Receiver
+
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def load(session_factory):
+    """`load(data) -> LoadReport`: load a scenario dict in its own committed transaction."""
+    from app.scenarios import load_scenario
+
+    def _load(data: dict):
+        session = session_factory()
+        try:
+            with session.begin():
+                return load_scenario(session, data)
+        finally:
+            session.close()
+
+    return _load
