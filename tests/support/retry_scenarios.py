@@ -12,6 +12,8 @@ from typing import Any
 from app.auth.access import Actor
 from app.auth.api_keys import create_api_key
 from app.models.identity import ROLE_ADMIN
+from tests.support.scenarios import integration as base_integration
+from tests.support.scenarios import new_uuid  # noqa: F401  (re-exported for the retry tests)
 
 INCIDENT_START = datetime(2026, 5, 11, 12, 30, tzinfo=timezone.utc)
 URL = "/api/ramps/executions/retry-batch"
@@ -28,21 +30,8 @@ def iso(minutes: float) -> str:
     return at(minutes).isoformat().replace("+00:00", "Z")
 
 
-def new_uuid() -> str:
-    return str(uuid.uuid4())
-
-
 def integration(base_url: str = DEAD_URL, **overrides: Any) -> dict:
-    data = {
-        "provider": "hubspot",
-        "user_configured": True,
-        "token_revoked": False,
-        "api_base_url": base_url,
-        "webhook_url": f"{base_url}/webhooks",
-        "signing_secret": SIGNING_SECRET,
-    }
-    data.update(overrides)
-    return data
+    return base_integration(base_url, **{"signing_secret": SIGNING_SECRET, **overrides})
 
 
 def vendor(vendor_id: int = 1, *, integration_data: dict | None | str = "default", base_url: str = DEAD_URL) -> dict:
