@@ -104,16 +104,55 @@ def detail_case() -> str:
     return f"CASE f.reason\n{whens}\n    END"
 
 
+def eligible_predicate() -> str:
+    """`reason IS NULL`, spelled as one conjunct per filter, generated from the same FILTERS.
+
+    A CASE yields NULL exactly when none of its WHEN conditions is TRUE, so this is equivalent to
+    `f.reason IS NULL`; unlike it, each conjunct can be pushed down to the scan or join that
+    provides its columns (the `e`-only ones filter the index walk before any join runs), and a
+    walk in index order can stop at the first row that passes.
+    """
+    return "\n  AND ".join(f"({FILTERS[code][0]}) IS NOT TRUE" for code in REASON_CODES)
+
+
 # Everything a filter looks at, joined to the execution `e`. `run_version.n` is the version a
 # replay would run (original: the execution's own; latest: the ramp's current one).
-_JOINS = f"""
+#
+# The project and the later success are per-row index probes (LATERAL ... LIMIT 1 on
+# uq_or_projects_execution_id / ix_or_ramp_executions_success_trigger): a hash join would read
+# all of or_projects. With `ordered`, the ramp, version and integration are probes too: nested
+# loops keep the (created_at, id) order of the index walk, so ORDER BY ... LIMIT needs no sort of
+# the scope and stops early. Without it (whole-scope counts) they are plain joins, which the
+# planner hashes: these tables are small. Every lookup is on a unique key, so LIMIT 1 changes
+# no result.
+def _joins(*, ordered: bool) -> str:
+    if ordered:
+        lookups = """
+LEFT JOIN LATERAL (
+    SELECT * FROM or_ramps WHERE or_ramps.id = e.ramp_id LIMIT 1
+) r ON TRUE
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN :use_latest THEN r.current_version ELSE e.ramp_version END AS n
+) run_version
+LEFT JOIN LATERAL (
+    SELECT * FROM or_ramp_versions
+    WHERE or_ramp_versions.ramp_id = e.ramp_id AND or_ramp_versions.version = run_version.n LIMIT 1
+) v ON TRUE
+LEFT JOIN LATERAL (
+    SELECT * FROM or_crm_integrations WHERE or_crm_integrations.vendor_id = e.vendor_id LIMIT 1
+) i ON TRUE"""
+    else:
+        lookups = """
 LEFT JOIN or_ramps r ON r.id = e.ramp_id
 CROSS JOIN LATERAL (
     SELECT CASE WHEN :use_latest THEN r.current_version ELSE e.ramp_version END AS n
 ) run_version
 LEFT JOIN or_ramp_versions v ON v.ramp_id = e.ramp_id AND v.version = run_version.n
-LEFT JOIN or_projects p ON p.execution_id = e.id
-LEFT JOIN or_crm_integrations i ON i.vendor_id = e.vendor_id
+LEFT JOIN or_crm_integrations i ON i.vendor_id = e.vendor_id"""
+    return f"""{lookups}
+LEFT JOIN LATERAL (
+    SELECT linked.id, linked.uuid FROM or_projects linked WHERE linked.execution_id = e.id LIMIT 1
+) p ON TRUE
 LEFT JOIN LATERAL (
     SELECT later.uuid FROM or_ramp_executions later
     WHERE e.trigger_key IS NOT NULL
@@ -125,6 +164,7 @@ LEFT JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT {reason_case()} AS reason
 ) f"""
+
 
 _ROW_COLUMNS = """
     e.id AS id,
@@ -179,33 +219,44 @@ def _window_where(request: RetryRequest) -> str:
     return " AND ".join(parts)
 
 
-def _scope(request: RetryRequest, *, report_missing: bool) -> tuple[str, str, str]:
+def _scope(request: RetryRequest, *, report_missing: bool, ordered: bool) -> tuple[str, str, str]:
     """(FROM clause, WHERE clause, uuid column) for the request's scope.
 
     `report_missing` (hand-picked only) drives the scope from the uuid list, so uuids with no row
     come back with reason `not_found`. The claim cannot use that form: `FOR UPDATE OF e` is not
-    allowed on the nullable side of an outer join.
+    allowed on the nullable side of an outer join. `ordered`: see `_joins`.
     """
+    joins = _joins(ordered=ordered)
     if not request.hand_picked:
-        return f"FROM or_ramp_executions e{_JOINS}", _window_where(request), "e.uuid"
+        return f"FROM or_ramp_executions e{joins}", _window_where(request), "e.uuid"
     if report_missing:
         source = (
             "FROM unnest(CAST(:execution_uuids AS uuid[])) AS picked(uuid)\n"
             "LEFT JOIN or_ramp_executions e ON e.uuid = picked.uuid"
         )
-        return f"{source}{_JOINS}", "TRUE", "picked.uuid"
+        return f"{source}{joins}", "TRUE", "picked.uuid"
     return (
-        f"FROM or_ramp_executions e{_JOINS}",
+        f"FROM or_ramp_executions e{joins}",
         "e.uuid = ANY(CAST(:execution_uuids AS uuid[]))",
         "e.uuid",
     )
+
+
+# JIT compilation costs about a second on the whole-scope statements and saves nothing on
+# queries that are index probes per row. SET LOCAL ends with the transaction.
+NO_JIT = "SET LOCAL jit = off"
+# For the transaction that counts and lists the scope: no JIT, and no sort where the index gives
+# the order. The planner underestimates how many rows pass the eligibility conjuncts and would
+# otherwise sort the whole window (parallel bitmap scan + sort) to list the first 25 rows; with
+# sorts discouraged it walks the index and stops early. The GROUP BY of the count hashes instead.
+SCOPE_READ_SETTINGS = f"{NO_JIT}; SET LOCAL enable_sort = off"
 
 
 # ---- statements -------------------------------------------------------------------------------
 
 
 def count_by_reason_sql(request: RetryRequest) -> str:
-    source, where, _ = _scope(request, report_missing=True)
+    source, where, _ = _scope(request, report_missing=True, ordered=False)
     return f"SELECT f.reason AS reason, count(*) AS n\n{source}\nWHERE {where}\nGROUP BY f.reason"
 
 
@@ -216,20 +267,24 @@ def count_by_reason(session: Session, request: RetryRequest) -> dict[str | None,
 
 
 def list_rows_sql(request: RetryRequest) -> str:
-    source, where, uuid_column = _scope(request, report_missing=True)
+    source, where, uuid_column = _scope(request, report_missing=True, ordered=True)
     columns = _ROW_COLUMNS.format(uuid_column=uuid_column)
-    # Oldest first within each group; hand-picked uuids with no row (no created_at) lead.
-    return f"""SELECT * FROM (
-SELECT {columns},
-    {detail_case()} AS detail,
-    row_number() OVER (
-        PARTITION BY f.reason IS NULL ORDER BY e.created_at NULLS FIRST, e.id
-    ) AS rn
+    # NULLS FIRST only where there can be NULLs: the index's own order is NULLS LAST, and a
+    # different one would force a sort of the whole window.
+    order = "e.created_at NULLS FIRST, e.id" if request.hand_picked else "e.created_at, e.id"
+    # Two ordered walks with their own LIMIT instead of numbering the whole scope: each stops as
+    # soon as it has its rows, and the detail is computed only for the rows returned. Oldest
+    # first; hand-picked uuids with no row (no created_at) lead.
+    listed = f"""SELECT {columns},
+    {detail_case()} AS detail
 {source}
 WHERE {where}
-) listed
-WHERE (reason IS NULL AND rn <= :eligible_limit) OR (reason IS NOT NULL AND rn <= :skipped_limit)
-ORDER BY reason IS NOT NULL, rn"""
+  AND {{condition}}
+ORDER BY {order}
+LIMIT {{limit}}"""
+    eligible = listed.format(condition=eligible_predicate(), limit=":eligible_limit")
+    skipped = listed.format(condition="f.reason IS NOT NULL", limit=":skipped_limit")
+    return f"(\n{eligible}\n)\nUNION ALL\n(\n{skipped}\n)"
 
 
 def list_rows(
@@ -240,19 +295,21 @@ def list_rows(
     eligible: list[ScopedRow] = []
     skipped: list[ScopedRow] = []
     for row in session.execute(text(list_rows_sql(request)), params).mappings():
-        item = ScopedRow(**{k: v for k, v in row.items() if k != "rn"})
+        item = ScopedRow(**row)
         (eligible if item.reason is None else skipped).append(item)
     return eligible, skipped
 
 
 def claim_next_sql(request: RetryRequest, *, after: bool) -> str:
-    source, where, uuid_column = _scope(request, report_missing=False)
+    source, where, uuid_column = _scope(request, report_missing=False, ordered=True)
     keyset = "\n  AND (e.created_at, e.id) > (:after_created_at, :after_id)" if after else ""
+    # Walks ix_or_ramp_executions_error_created_at in (created_at, id) order through nested
+    # loops and stops at the first eligible row nobody holds: no sort, no pass over the scope.
     return f"""SELECT {_ROW_COLUMNS.format(uuid_column=uuid_column)},
     NULL AS detail
 {source}
 WHERE {where}
-  AND f.reason IS NULL{keyset}
+  AND {eligible_predicate()}{keyset}
 ORDER BY e.created_at, e.id
 LIMIT 1
 FOR UPDATE OF e SKIP LOCKED"""
@@ -275,7 +332,7 @@ def claim_next(
 
 def recheck_sql() -> str:
     return f"""SELECT f.reason AS reason, {detail_case()} AS detail
-FROM or_ramp_executions e{_JOINS}
+FROM or_ramp_executions e{_joins(ordered=True)}
 WHERE e.id = :execution_id"""
 
 
@@ -290,12 +347,14 @@ def recheck(session: Session, request: RetryRequest, execution_id: int) -> tuple
 
 
 def count_eligible_sql(request: RetryRequest) -> str:
-    source, where, _ = _scope(request, report_missing=False)
-    return f"SELECT count(*)\n{source}\nWHERE {where} AND f.reason IS NULL"
+    source, where, _ = _scope(request, report_missing=False, ordered=False)
+    return f"SELECT count(*)\n{source}\nWHERE {where}\n  AND {eligible_predicate()}"
 
 
 def count_eligible(session: Session, request: RetryRequest) -> int:
-    return session.execute(text(count_eligible_sql(request)), _params(request)).scalar_one()
+    # One round trip: the SET and the count travel together (the cursor returns the last result).
+    sql = f"{NO_JIT};\n{count_eligible_sql(request)}"
+    return session.execute(text(sql), _params(request)).scalar_one()
 
 
 LOCK_FOR_FAILURE_RECORD_SQL = """SELECT e.id, e.status_code

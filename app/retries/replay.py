@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
-from app.models import Ramp, RampExecution, RampVersion, RetryBatch, WorkflowHistory
+from app.models import CrmIntegration, Ramp, RampExecution, RampVersion, RetryBatch, WorkflowHistory
 from app.models.base import utcnow
 from app.models.executions import HISTORY_ACTION_REPLAYED
 from app.observability import log_batch_summary
@@ -141,8 +141,11 @@ def _run(
 ) -> BatchResult:
     summary = Summary()
     with session_factory() as session, session.begin():
-        # One snapshot for the counts and the lists, so they agree with each other.
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        # One snapshot for the counts and the lists, so they agree with each other; the planner
+        # settings travel in the same round trip.
+        session.execute(
+            text(f"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; {eligibility.SCOPE_READ_SETTINGS}")
+        )
         counts = eligibility.count_by_reason(session, request)
         would_replay, skipped_rows = eligibility.list_rows(
             session,
@@ -239,16 +242,21 @@ def _replay_next(session_factory, request, actor, batch_id, config, after) -> _S
 def _replay_locked(
     session: Session, request: RetryRequest, actor: ActorLike, batch_id: uuid.UUID, config: Config, row: ScopedRow
 ) -> tuple[RunResult, str | None]:
-    execution = session.get(RampExecution, row.id)
-    # Read under the lock (the runner reuses it from the identity map): the claim's view of the
-    # ramp may predate a republish.
-    ramp = session.get(Ramp, execution.ramp_id)
-    version_number = ramp.current_version if request.workflow_version == "latest" else execution.ramp_version
-    version = session.scalar(
-        select(RampVersion).where(RampVersion.ramp_id == execution.ramp_id, RampVersion.version == version_number)
-    )
+    # One statement for the row, its ramp, the version to run and the vendor's integration, read
+    # under the lock (the claim's view of the ramp may predate a republish). The runner takes the
+    # ramp from the identity map and the integration as an argument.
+    version_number = Ramp.current_version if request.workflow_version == "latest" else RampExecution.ramp_version
+    execution, ramp, version, integration = session.execute(
+        select(RampExecution, Ramp, RampVersion, CrmIntegration)
+        .join(Ramp, Ramp.id == RampExecution.ramp_id)
+        .outerjoin(
+            RampVersion, and_(RampVersion.ramp_id == RampExecution.ramp_id, RampVersion.version == version_number)
+        )
+        .outerjoin(CrmIntegration, CrmIntegration.vendor_id == RampExecution.vendor_id)
+        .where(RampExecution.id == row.id)
+    ).one()
     if version is None:  # the re-check saw it a moment ago; treat a vanished version as a failure
-        raise LookupError(f"ramp version {version_number} disappeared")
+        raise LookupError(f"ramp version of execution {execution.uuid} disappeared")
     # A failed replay counts too, so repeated calls drain the backlog instead of spinning on it.
     execution.replay_attempts += 1
     result = run_execution(
@@ -257,6 +265,7 @@ def _replay_locked(
         version,
         suppress_notifications=request.suppress_notifications,
         http_timeout=config.http_timeout_seconds,
+        integration=integration,
     )
     project_uuid = str(result.project.uuid) if result.project is not None else None
     error = (

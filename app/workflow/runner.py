@@ -20,6 +20,9 @@ from app.workflow.steps import STEP_HANDLERS, StepContext
 
 log = logging.getLogger(__name__)
 
+# Default of run_execution's `integration`: look it up (None would mean "the vendor has none").
+LOOK_UP = object()
+
 
 @dataclass
 class RunResult:
@@ -43,12 +46,18 @@ def run_execution(
     *,
     suppress_notifications: bool = False,
     http_timeout: float = 5.0,
+    integration: CrmIntegration | None | object = LOOK_UP,
 ) -> RunResult:
-    """Run `version` for `execution`; the caller must hold an open transaction (and the row lock)."""
+    """Run `version` for `execution`; the caller must hold an open transaction (and the row lock).
+
+    `integration`: the vendor's integration (or None) when the caller already loaded it in this
+    transaction, which saves a round trip; by default it is looked up here.
+    """
     if not session.in_transaction():
         raise RuntimeError("run_execution needs the caller's open transaction")
-    ramp = session.get(Ramp, execution.ramp_id)
-    integration = session.query(CrmIntegration).filter_by(vendor_id=execution.vendor_id).one_or_none()
+    ramp = session.get(Ramp, execution.ramp_id)  # usually from the identity map: no SQL
+    if integration is LOOK_UP:
+        integration = session.query(CrmIntegration).filter_by(vendor_id=execution.vendor_id).one_or_none()
     now = utcnow()
     attempt = execution.replay_attempts
     execution.status_code = "RUNNING"
