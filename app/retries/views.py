@@ -7,6 +7,7 @@ from marshmallow import ValidationError as MarshmallowValidationError
 from app.auth.access import current_actor, require_role
 from app.db import get_database
 from app.errors import UnsupportedMediaType, ValidationError
+from app.json_body import parse_json_body
 from app.models.identity import ROLE_ADMIN
 from app.retries.replay import retry_batch
 from app.retries.schemas import RetryBatchRequestSchema, RetryBatchResponseSchema
@@ -19,9 +20,7 @@ bp = Blueprint("retries", __name__)
 def retry_batch_view():
     if not request.is_json:
         raise UnsupportedMediaType()
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ValidationError("The request body is not valid JSON")
+    body = parse_json_body(request.get_data(cache=False))
     try:
         retry_request = RetryBatchRequestSchema().load(body)
     except MarshmallowValidationError as exc:

@@ -7,7 +7,6 @@ after that commit (a failed delivery stays pending for `notifications dispatch`)
 """
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Config
 from app.db import make_session_factory
 from app.errors import Conflict, NotFound, Unauthorized, UnsupportedMediaType, ValidationError
+from app.json_body import parse_json_body
 from app.models import CrmIntegration, Ramp, RampExecution, RampVersion, WorkflowHistory
 from app.models.executions import HISTORY_ACTION_TRIGGERED
 from app.notifications.delivery import DeliveryReport, deliver
@@ -65,10 +65,7 @@ def _is_json(content_type: str | None) -> bool:
 def _parse_body(raw_body: bytes, content_type: str | None) -> dict:
     if not _is_json(content_type):
         raise UnsupportedMediaType()
-    try:
-        document = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError("The request body is not valid JSON", details={"body": [str(exc)]}) from None
+    document = parse_json_body(raw_body)
     try:
         return TriggerRequestSchema().load(document)
     except SchemaError as exc:
