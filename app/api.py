@@ -20,3 +20,7 @@ def register_blueprints(app: Flask) -> None:
     from app.retries.views import bp as retries_bp
 
     app.register_blueprint(retries_bp)
+
+    from app.openapi import bp as openapi_bp
+
+    app.register_blueprint(openapi_bp)
