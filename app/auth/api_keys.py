@@ -154,13 +154,36 @@ def rotate_api_key(session: Session, name: str, *, secret: str | None = None) ->
     return api_key, secret
 
 
+# Secrets this process has already verified, keyed by the stored hash they matched. Only a keyed
+# digest (with a per-process random key) is kept, never the secret. A rotated key has a new stored
+# hash, so its old secret misses; a wrong secret always misses and pays the full scrypt cost;
+# revocation is read from the row on every request. This spares automation that calls in a loop
+# one scrypt (~25 ms of CPU) per request.
+_PROCESS_KEY = secrets.token_bytes(32)
+_VERIFIED: dict[str, bytes] = {}
+_VERIFIED_MAX = 1024
+
+
+def _verify_with_cache(secret: str, stored: str) -> bool:
+    tag = hmac.new(_PROCESS_KEY, secret.encode(), hashlib.sha256).digest()
+    cached = _VERIFIED.get(stored)
+    if cached is not None and hmac.compare_digest(cached, tag):
+        return True
+    if not verify_secret(secret, stored):
+        return False
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[stored] = tag
+    return True
+
+
 def authenticate_api_key(session: Session, key: str, secret: str) -> ApiKey | None:
     """The live key matching both values, with last_used_at recorded; None otherwise."""
     api_key = session.scalar(select(ApiKey).where(ApiKey.key_hash == key_digest(key)))
     if api_key is None:
         verify_secret(secret, _dummy_hash())
         return None
-    if not verify_secret(secret, api_key.secret_hash) or api_key.revoked_at is not None:
+    if not _verify_with_cache(secret, api_key.secret_hash) or api_key.revoked_at is not None:
         return None
     api_key.last_used_at = utcnow()
     session.flush()

@@ -94,6 +94,17 @@ def test_rotation_replaces_the_secret(auth_app, session_factory):
     assert _post(auth_app, key, new_secret).status_code == 200
 
 
+def test_a_secret_verified_earlier_grants_nothing_after_rotation_or_to_a_wrong_secret(auth_app, session_factory):
+    # The per-process cache of verified secrets must not outlive the secret it verified.
+    key, old_secret = _key(session_factory)
+    assert _post(auth_app, key, old_secret).status_code == 200
+    assert _post(auth_app, key, old_secret).status_code == 200
+    assert _post(auth_app, key, old_secret + "x").status_code == 401
+    with session_factory() as s, s.begin():
+        rotate_api_key(s, "runbook-bot")
+    assert _post(auth_app, key, old_secret).status_code == 401
+
+
 def test_non_admin_key_is_403_but_may_view(auth_app, session_factory, admin_calls):
     key, secret = _key(session_factory, name="dashboard", role=ROLE_VIEWER)
     response = _post(auth_app, key, secret)
