@@ -33,6 +33,9 @@ def make_engine(url: str, config: Config, **kwargs) -> Engine:
         ]
     )
     kwargs.setdefault("pool_pre_ping", True)
+    # Bound values stay out of error text (and so out of logs and Sentry): they can be key
+    # digests, session ids or customer data.
+    kwargs.setdefault("hide_parameters", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(

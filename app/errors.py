@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify
 from marshmallow import ValidationError as MarshmallowValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,24 @@ _HTTP_CODES = {
 }
 
 
+# SQLSTATEs that mean "the server is not there for us right now": connection exceptions (08xxx)
+# and the server shutting down, crashing or still starting (57P01..57P03).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for a lost or refused database connection, not for a failed statement."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "pgcode", None)
+    if sqlstate is None:
+        # libpq gave up before the server answered (refused, reset, timed out).
+        return isinstance(exc, OperationalError)
+    return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError):
@@ -126,6 +145,16 @@ def register_error_handlers(app: Flask) -> None:
         if status == 422:
             status = 400
         return error_response(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name, status, details)
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError):
+        if not is_database_unavailable(exc):
+            return _unexpected(exc)
+        # Only the driver's first line: the full text carries the SQL and its parameters.
+        log.error("database unavailable: %s: %s", type(exc.orig).__name__,
+                  str(exc.orig).strip().partition("\n")[0])
+        return error_response("database_unavailable", "The database is unavailable; try again shortly",
+                              503, headers={"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

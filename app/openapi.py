@@ -14,6 +14,13 @@ bp = Blueprint("openapi", __name__)
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
+# Both bodies go through app/json_body.py, which refuses what JSON Schema here cannot say.
+_BODY_LIMITS = (
+    "Strings anywhere in the body, keys included, must not contain U+0000 (PostgreSQL cannot store "
+    "it), and the body must not be nested absurdly deep; either is answered with 400."
+)
+
+
 def _error_responses(*statuses: int) -> dict:
     return {str(s): {"description": "Error", "content": {"application/json": {"schema": _ERROR}}} for s in statuses}
 
@@ -58,6 +65,7 @@ def build_openapi_spec() -> dict:
                 "security": [{"apiKey": [], "apiSecret": []}, {"sessionCookie": []}],
                 "requestBody": {
                     "required": True,
+                    "description": _BODY_LIMITS,
                     "content": {"application/json": {"schema": "RetryBatchRequest"}},
                 },
                 "responses": {
@@ -65,7 +73,7 @@ def build_openapi_spec() -> dict:
                         "description": "The batch result",
                         "content": {"application/json": {"schema": "RetryBatchResponse"}},
                     },
-                    **_error_responses(400, 401, 403, 413, 415),
+                    **_error_responses(400, 401, 403, 413, 415, 429, 503),
                 },
             }
         },
@@ -87,6 +95,7 @@ def build_openapi_spec() -> dict:
                 ],
                 "requestBody": {
                     "required": True,
+                    "description": _BODY_LIMITS,
                     "content": {"application/json": {"schema": "TriggerRequest"}},
                 },
                 "responses": {
@@ -94,7 +103,7 @@ def build_openapi_spec() -> dict:
                         "description": "The execution was recorded and run",
                         "content": {"application/json": {"schema": "TriggerResponse"}},
                     },
-                    **_error_responses(400, 401, 404, 409, 413, 415),
+                    **_error_responses(400, 401, 404, 409, 413, 415, 503),
                 },
             }
         },
