@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import Select, and_, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
@@ -47,6 +47,27 @@ SKIPPED_LIST_LIMIT = 200
 # Claims per call, including rows that lost eligibility between claim and re-check; bounds the
 # statements of one call even while other writers keep changing rows under it.
 MAX_CLAIMS_PER_CALL = 4 * MAX_BATCH_SIZE
+
+
+def _load_for_replay(version_number) -> Select:
+    """The row, its ramp, the version to run and the vendor's integration, in one statement."""
+    return (
+        select(RampExecution, Ramp, RampVersion, CrmIntegration)
+        .join(Ramp, Ramp.id == RampExecution.ramp_id)
+        .outerjoin(
+            RampVersion, and_(RampVersion.ramp_id == RampExecution.ramp_id, RampVersion.version == version_number)
+        )
+        .outerjoin(CrmIntegration, CrmIntegration.vendor_id == RampExecution.vendor_id)
+        .where(RampExecution.id == bindparam("execution_id"))
+    )
+
+
+# Built once per `workflow_version` (statement construction costs more than running it here).
+LOAD_FOR_REPLAY = {
+    "latest": _load_for_replay(Ramp.current_version),
+    "original": _load_for_replay(RampExecution.ramp_version),
+}
+_INSERT_HISTORY = insert(WorkflowHistory)
 
 
 class ActorLike(Protocol):
@@ -245,20 +266,13 @@ def _replay_locked(
     # One statement for the row, its ramp, the version to run and the vendor's integration, read
     # under the lock (the claim's view of the ramp may predate a republish). The runner takes the
     # ramp from the identity map and the integration as an argument.
-    version_number = Ramp.current_version if request.workflow_version == "latest" else RampExecution.ramp_version
     execution, ramp, version, integration = session.execute(
-        select(RampExecution, Ramp, RampVersion, CrmIntegration)
-        .join(Ramp, Ramp.id == RampExecution.ramp_id)
-        .outerjoin(
-            RampVersion, and_(RampVersion.ramp_id == RampExecution.ramp_id, RampVersion.version == version_number)
-        )
-        .outerjoin(CrmIntegration, CrmIntegration.vendor_id == RampExecution.vendor_id)
-        .where(RampExecution.id == row.id)
+        LOAD_FOR_REPLAY[request.workflow_version], {"execution_id": row.id}
     ).one()
     if version is None:  # the re-check saw it a moment ago; treat a vanished version as a failure
         raise LookupError(f"ramp version of execution {execution.uuid} disappeared")
-    # A failed replay counts too, so repeated calls drain the backlog instead of spinning on it.
-    execution.replay_attempts += 1
+    # count_attempt: a failed replay counts too, so repeated calls drain the backlog instead of
+    # spinning on it.
     result = run_execution(
         session,
         execution,
@@ -266,6 +280,7 @@ def _replay_locked(
         suppress_notifications=request.suppress_notifications,
         http_timeout=config.http_timeout_seconds,
         integration=integration,
+        count_attempt=True,
     )
     project_uuid = str(result.project.uuid) if result.project is not None else None
     error = (
@@ -273,18 +288,17 @@ def _replay_locked(
         if result.status != "SUCCESS"
         else None
     )
-    session.add(
-        _history(
-            request,
-            actor,
-            batch_id,
-            execution,
-            outcome="success" if error is None else "error",
-            error=error,
-            version_run=version.version,
-            drift=execution.ramp_version != ramp.current_version,
-            project_uuid=project_uuid,
-        )
+    _write_history(
+        session,
+        request,
+        actor,
+        batch_id,
+        execution,
+        outcome="success" if error is None else "error",
+        error=error,
+        version_run=version.version,
+        drift=execution.ramp_version != ramp.current_version,
+        project_uuid=project_uuid,
     )
     return result, project_uuid
 
@@ -311,25 +325,25 @@ def _record_failure(session_factory, request, actor, batch_id, row: ScopedRow, e
                 error_type=error.type,
                 error_category=error.category,
             )
-            session.add(
-                _history(
-                    request,
-                    actor,
-                    batch_id,
-                    execution,
-                    outcome="error",
-                    error=error,
-                    version_run=None,
-                    drift=row.workflow_version_drift,
-                    project_uuid=None,
-                )
+            _write_history(
+                session,
+                request,
+                actor,
+                batch_id,
+                execution,
+                outcome="error",
+                error=error,
+                version_run=None,
+                drift=row.workflow_version_drift,
+                project_uuid=None,
             )
     except Exception:
         log.exception("batch %s: could not record the failed replay of %s", batch_id, row.execution_uuid)
     return error
 
 
-def _history(
+def _write_history(
+    session: Session,
     request: RetryRequest,
     actor: ActorLike,
     batch_id: uuid.UUID,
@@ -340,8 +354,9 @@ def _history(
     version_run: int | None,
     drift: bool,
     project_uuid: str | None,
-) -> WorkflowHistory:
-    return WorkflowHistory(
+) -> None:
+    """The REPLAYED history row: one plain INSERT in the replay's transaction."""
+    values = dict(
         execution_id=execution.id,
         action=HISTORY_ACTION_REPLAYED,
         actor=actor.name,
@@ -362,6 +377,7 @@ def _history(
             "actor_type": actor.kind,
         },
     )
+    session.connection().execute(_INSERT_HISTORY, values)
 
 
 def _deliver(session_factory, notification_ids: list[int], config: Config) -> None:

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from app.models import CrmIntegration, Notification, Project, Ramp, RampExecution, RampVersion
+from sqlalchemy.engine import Row
+
+from app.models import CrmIntegration, Ramp, RampExecution, RampVersion
 from app.models.base import utcnow
+from app.notifications.outbox import Queued
 from app.workflow.errors import InvalidConfigurationError, describe
-from app.workflow.log import append_log
+from app.workflow.log import append_logs
 from app.workflow.steps import STEP_HANDLERS, StepContext
 
 log = logging.getLogger(__name__)
@@ -30,8 +33,8 @@ class RunResult:
     error_type: str | None = None
     error_category: str | None = None
     error_message: str | None = None
-    project: Project | None = None
-    notifications: list[Notification] = field(default_factory=list)
+    project: Row | None = None  # id, uuid, name, account_id of the project made
+    notifications: list[Queued] = field(default_factory=list)
     exception: BaseException | None = None
 
     @property
@@ -47,11 +50,17 @@ def run_execution(
     suppress_notifications: bool = False,
     http_timeout: float = 5.0,
     integration: CrmIntegration | None | object = LOOK_UP,
+    count_attempt: bool = False,
 ) -> RunResult:
     """Run `version` for `execution`; the caller must hold an open transaction (and the row lock).
 
     `integration`: the vendor's integration (or None) when the caller already loaded it in this
     transaction, which saves a round trip; by default it is looked up here.
+    `count_attempt`: this run is a replay and counts as one more `replay_attempts`, whether it
+    succeeds or fails.
+
+    The execution's own columns change only after the steps, so the row is written by a single
+    UPDATE when the caller commits (no status is visible between statements of one transaction).
     """
     if not session.in_transaction():
         raise RuntimeError("run_execution needs the caller's open transaction")
@@ -59,8 +68,7 @@ def run_execution(
     if integration is LOOK_UP:
         integration = session.query(CrmIntegration).filter_by(vendor_id=execution.vendor_id).one_or_none()
     now = utcnow()
-    attempt = execution.replay_attempts
-    execution.status_code = "RUNNING"
+    attempt = execution.replay_attempts + (1 if count_attempt else 0)
     pending_logs: list[dict] = [
         dict(level="INFO", message=f"run started: version {version.version}, attempt {attempt}")
     ]
@@ -103,9 +111,8 @@ def run_execution(
         result.project = ctx.state.get("project")
         result.notifications = list(ctx.notifications)
 
-    for entry in pending_logs:
-        append_log(session, execution, attempt=attempt, **entry)
+    execution.replay_attempts = attempt
+    append_logs(session, execution, [dict(entry, attempt=attempt) for entry in pending_logs])
     execution.status_code = result.status
     execution.finished_at = utcnow()
-    session.flush()
     return result

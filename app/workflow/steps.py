@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Any, Callable
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.models import Account, CrmIntegration, ObjectEntityId, Project, Ramp, RampExecution
 from app.models.outbox import EVENT_PROJECT_CREATED
-from app.notifications.outbox import enqueue
+from app.notifications.outbox import enqueue_many
 from app.workflow.errors import (
     IntegrationConnectionError,
     InvalidAccessTokenError,
@@ -25,6 +25,24 @@ from app.workflow.errors import (
     ModuleTimeoutError,
     RateLimitError,
 )
+
+
+# Built once: constructing a statement costs more Python time than running it, and these run on
+# every replay and trigger.
+_ACCOUNT_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lock_key"), 0)))
+_FIND_ACCOUNT = (
+    select(Account.id, Account.uuid, Account.name)
+    .join(ObjectEntityId, ObjectEntityId.account_id == Account.id)
+    .where(
+        ObjectEntityId.vendor_id == bindparam("vendor_id"),
+        ObjectEntityId.object_type == "company",
+        ObjectEntityId.external_id == bindparam("external_id"),
+        ObjectEntityId.archived_at.is_(None),
+    )
+)
+_INSERT_ACCOUNT = insert(Account).returning(Account.id, Account.uuid, Account.name)
+_INSERT_LINK = insert(ObjectEntityId)
+_INSERT_PROJECT = insert(Project).returning(Project.id, Project.uuid, Project.name, Project.account_id)
 
 
 @dataclass
@@ -96,29 +114,20 @@ def find_or_create_account(ctx: StepContext) -> str:
     external_id = str(_required(ctx.payload, "company.id"))
     name = str(_required(ctx.payload, "company.name"))
     vendor_id = ctx.execution.vendor_id
+    # Core statements, not ORM objects: the steps only need ids, uuids and names back, and this
+    # runs once per replay, where the unit of work's bookkeeping is most of the cost.
+    connection = ctx.session.connection()
     # Serialise concurrent creators of the same CRM object (a trigger and a replay, two replays),
     # so exactly one account and one live link are made.
-    ctx.session.execute(
-        select(func.pg_advisory_xact_lock(func.hashtextextended(f"account:{vendor_id}:{external_id}", 0)))
-    )
-    account = ctx.session.scalar(
-        select(Account)
-        .join(ObjectEntityId, ObjectEntityId.account_id == Account.id)
-        .where(
-            ObjectEntityId.vendor_id == vendor_id,
-            ObjectEntityId.object_type == "company",
-            ObjectEntityId.external_id == external_id,
-            ObjectEntityId.archived_at.is_(None),
-        )
-    )
+    connection.execute(_ACCOUNT_LOCK, {"lock_key": f"account:{vendor_id}:{external_id}"})
+    account = connection.execute(_FIND_ACCOUNT, {"vendor_id": vendor_id, "external_id": external_id}).first()
     if account is not None:
         ctx.state["account"] = account
         return f"reused account {account.uuid} for company {external_id}"
-    account = Account(vendor_id=vendor_id, name=name)
-    ctx.session.add(account)
-    ctx.session.flush()
-    ctx.session.add(
-        ObjectEntityId(vendor_id=vendor_id, account_id=account.id, object_type="company", external_id=external_id)
+    account = connection.execute(_INSERT_ACCOUNT, {"vendor_id": vendor_id, "name": name}).one()
+    connection.execute(
+        _INSERT_LINK,
+        {"vendor_id": vendor_id, "account_id": account.id, "object_type": "company", "external_id": external_id},
     )
     ctx.state["account"] = account
     return f"created account {account.uuid} for company {external_id}"
@@ -129,10 +138,11 @@ def create_project(ctx: StepContext) -> str:
     if account is None:
         raise MissingRelatedAccount("create_project needs an account: run find_or_create_account first")
     name = str(_required(ctx.payload, "company.name"))
-    project = Project(vendor_id=ctx.execution.vendor_id, account_id=account.id, execution_id=ctx.execution.id, name=name)
-    ctx.session.add(project)
-    # Flush now: the unique index on execution_id turns a duplicate into this step's error.
-    ctx.session.flush()
+    # The unique index on execution_id turns a duplicate into this step's error, right here.
+    project = ctx.session.connection().execute(
+        _INSERT_PROJECT,
+        {"vendor_id": ctx.execution.vendor_id, "account_id": account.id, "execution_id": ctx.execution.id, "name": name},
+    ).one()
     ctx.state["project"] = project
     return f"created project {project.uuid}"
 
@@ -158,14 +168,14 @@ def notify(ctx: StepContext) -> str:
         payload=payload,
         suppressed=ctx.suppress_notifications,
     )
-    made = []
+    wanted = []
     if ctx.integration is not None and ctx.integration.webhook_url:
-        ctx.notifications.append(enqueue(ctx.session, channel="webhook", target=ctx.integration.webhook_url, **common))
-        made.append("webhook")
+        wanted.append(dict(common, channel="webhook", target=ctx.integration.webhook_url))
     owner = ctx.payload.get("owner") if isinstance(ctx.payload.get("owner"), dict) else {}
     if owner.get("email"):
-        ctx.notifications.append(enqueue(ctx.session, channel="email", target=str(owner["email"]), **common))
-        made.append("email")
+        wanted.append(dict(common, channel="email", target=str(owner["email"])))
+    ctx.notifications.extend(enqueue_many(ctx.session, wanted))
+    made = [n["channel"] for n in wanted]
     verb = "suppressed" if ctx.suppress_notifications else "queued"
     return f"{EVENT_PROJECT_CREATED} {verb}: {', '.join(made) or 'no recipients'}"
 

@@ -1,0 +1,79 @@
+"""Server-side prepared statements for the hot, complex queries of a replay.
+
+The claim and the re-check run once per replayed row. Their SQL is long (a dozen joins and
+lateral probes): PostgreSQL spends about four times longer planning them than running them.
+psycopg2 never prepares, so each one is sent here as `PREPARE` once per database connection and
+`EXECUTE` afterwards, which skips the parse and, once the server settles on a generic plan, the
+planning too.
+
+Statement names are derived from the SQL text, because the text varies with the request's scope
+shape (window or hand-picked uuids, vendor/ramp narrowing, keyset). The set of names prepared on a
+connection lives in SQLAlchemy's `Connection.info`, which follows the DBAPI connection through
+the pool and is cleared when that connection is replaced, exactly when the server forgets its
+prepared statements too. PREPARE is not transactional, so a rollback does not undo it.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+
+from sqlalchemy import text
+from sqlalchemy.engine import Result
+from sqlalchemy.orm import Session
+
+# `:name` binds as written for `text()`, but not the `::type` casts.
+_BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_INFO_KEY = "onramp_prepared_statements"
+
+
+def positional(sql: str) -> tuple[str, list[str]]:
+    """(`sql` with `:name` binds turned into `$1..$n`, the names in that order)."""
+    order: list[str] = []
+
+    def number(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in order:
+            order.append(name)
+        return f"${order.index(name) + 1}"
+
+    return _BIND.sub(number, sql), order
+
+
+def statement_name(prefix: str, sql: str) -> str:
+    return f"{prefix}_{hashlib.sha1(sql.encode()).hexdigest()[:16]}"
+
+
+def execute_prepared(
+    session: Session,
+    prefix: str,
+    sql: str,
+    params: Mapping[str, object],
+    types: Mapping[str, str],
+    *,
+    generic_plan: bool = False,
+) -> Result:
+    """Run `sql` (text with `:name` binds) as a prepared statement on the session's connection.
+
+    `types` gives the PostgreSQL type of every bind (declared in PREPARE, so nothing depends on
+    the server inferring it from context, which fails for `:x IS NULL`).
+    `generic_plan`: plan once and reuse the plan (`plan_cache_mode` for the rest of the
+    transaction), for statements whose plan does not depend on the values (an index walk that
+    stops at the first row); otherwise the server re-plans with the values at every call.
+    """
+    body, names = positional(sql)
+    name = statement_name(prefix, sql)
+    connection = session.connection()
+    prepared: set[str] = connection.info.setdefault(_INFO_KEY, set())
+    if name not in prepared:
+        declared = ", ".join(types[n] for n in names)
+        connection.exec_driver_sql(f"PREPARE {name} ({declared}) AS {body}")
+        prepared.add(name)
+    # The arguments travel as literals (psycopg2 interpolates client-side); the casts make each
+    # one the declared type, arrays included.
+    arguments = ", ".join(f"CAST(:{n} AS {types[n]})" for n in names)
+    statement = f"EXECUTE {name} ({arguments})" if names else f"EXECUTE {name}"
+    if generic_plan:
+        # Same round trip: the cursor returns the result of the last statement.
+        statement = f"SET LOCAL plan_cache_mode = force_generic_plan; {statement}"
+    return session.execute(text(statement), {n: params[n] for n in names})
