@@ -5,7 +5,12 @@
 Each client is a separate process with its own psycopg2 connection, looping over transactions that
 issue the same statements as one replay of the retry endpoint, with no ORM and no HTTP:
 
-  1. claim the oldest ERROR row of the incident window (FOR UPDATE OF e SKIP LOCKED);
+  1. claim the next eligible row of the incident window (FOR UPDATE OF e SKIP LOCKED), re-check
+     it and load it with its ramp, version and integration; with `--claim endpoint` (default)
+     these are the endpoint's own statements (taken from app.retries, prepared per connection
+     as the endpoint does) inside a SAVEPOINT around the steps; with `--claim simple`, a bare
+     `status = 'ERROR'` claim of the oldest row and no re-check, load or savepoint (the ceiling
+     reported before 2026-11-23);
   2. pg_advisory_xact_lock on the CRM object, find the account through its live entity link, or
      insert account + link;
   3. insert the project; 4. insert the two outbox rows (webhook + email, suppressed);
@@ -84,13 +89,71 @@ WHERE id = %s
 """
 
 
-def replay_one(cur, window: dict, batch_id: str) -> bool:
+class EndpointClaim:
+    """The endpoint's claim, re-check and load statements, prepared on one connection."""
+
+    def __init__(self, cur, window: dict) -> None:
+        from sqlalchemy.dialects import postgresql
+
+        from app.prepared import positional
+        from app.retries import eligibility
+        from app.retries.replay import LOAD_FOR_REPLAY
+        from app.retries.schemas import RetryBatchRequestSchema
+
+        request = RetryBatchRequestSchema().load({
+            "since": window["since"], "until": window["until"], "dry_run": False, "suppress_notifications": True})
+        self.params = eligibility.bind_params(request)
+        self.types = eligibility.PARAM_TYPES
+        self.after: tuple | None = None
+        self.names = {}
+        for name, sql in (("claim_first", eligibility.claim_next_sql(request, after=False)),
+                          ("claim_after", eligibility.claim_next_sql(request, after=True)),
+                          ("recheck", eligibility.recheck_sql())):
+            body, names = positional(sql)
+            cur.execute(f"PREPARE {name} ({', '.join(self.types[n] for n in names)}) AS {body}")
+            self.names[name] = names
+        self.load_sql = str(LOAD_FOR_REPLAY[request.workflow_version].compile(dialect=postgresql.psycopg2.dialect()))
+
+    def _execute(self, cur, name: str, params: dict) -> None:
+        args = ", ".join(f"CAST(%({n})s AS {self.types[n]})" for n in self.names[name])
+        cur.execute(f"EXECUTE {name} ({args})", params)
+
+    def claim(self, cur):
+        """(id, uuid, vendor_id, ramp_id, trigger_key, payload, attempts) of the claimed row, or None."""
+        if self.after is None:
+            self._execute(cur, "claim_first", self.params)
+        else:
+            self._execute(cur, "claim_after", self.params | {"after_created_at": self.after[0], "after_id": self.after[1]})
+        claimed = cur.fetchone()
+        if claimed is None:
+            return None
+        columns = [d.name for d in cur.description]
+        claimed = dict(zip(columns, claimed))
+        self.after = (claimed["created_at"], claimed["id"])
+        self._execute(cur, "recheck", self.params | {"execution_id": claimed["id"]})
+        cur.fetchone()
+        cur.execute(self.load_sql, {"execution_id": claimed["id"]})
+        loaded: dict = {}
+        for column, value in zip([d.name for d in cur.description], cur.fetchone()):
+            loaded.setdefault(column, value)  # the execution's columns come first; later ones repeat names
+        return (loaded["id"], loaded["uuid"],
+                loaded["vendor_id"], loaded["ramp_id"],
+                loaded["trigger_key"], loaded["trigger_payload"],
+                loaded["replay_attempts"])
+
+
+def replay_one(cur, window: dict, batch_id: str, endpoint: EndpointClaim | None = None) -> bool:
     """One replay transaction's statements (the caller commits); False when nothing is left."""
-    cur.execute(CLAIM_SQL, window)
-    row = cur.fetchone()
+    if endpoint is not None:
+        row = endpoint.claim(cur)
+    else:
+        cur.execute(CLAIM_SQL, window)
+        row = cur.fetchone()
     if row is None:
         return False
     execution_id, execution_uuid, vendor_id, _ramp_id, trigger_key, payload, attempts = row
+    if endpoint is not None:
+        cur.execute("SAVEPOINT steps")
     company = payload.get("company") or {}
     external_id, name = str(company.get("id")), str(company.get("name"))
     cur.execute(LOCK_SQL, (f"account:{vendor_id}:{external_id}",))
@@ -115,6 +178,8 @@ def replay_one(cur, window: dict, batch_id: str) -> bool:
         str(uuid.uuid4()), vendor_id, execution_id, f"http://127.0.0.1:9/webhooks/{vendor_id}", notification,
         str(uuid.uuid4()), vendor_id, execution_id, email, notification,
     ))
+    if endpoint is not None:
+        cur.execute("RELEASE SAVEPOINT steps")
     attempt = attempts + 1
     cur.execute(INSERT_LOGS_SQL, (
         execution_id, attempt, f"run started: version 2, attempt {attempt}",
@@ -128,9 +193,11 @@ def replay_one(cur, window: dict, batch_id: str) -> bool:
     return True
 
 
-def _client(dsn: str, window: dict, start, out, deadline_s: float) -> None:
+def _client(dsn: str, window: dict, start, out, deadline_s: float, claim_mode: str) -> None:
     conn = psycopg2.connect(dsn, application_name="onramp-bench-ceiling", options="-c timezone=UTC")
     cur = conn.cursor()
+    endpoint = EndpointClaim(cur, window) if claim_mode == "endpoint" else None
+    conn.commit()
     batch_id = str(uuid.uuid4())
     latencies: list[float] = []
     errors = 0
@@ -140,7 +207,7 @@ def _client(dsn: str, window: dict, start, out, deadline_s: float) -> None:
     while time.monotonic() < deadline:
         t0 = time.perf_counter()
         try:
-            claimed = replay_one(cur, window, batch_id)
+            claimed = replay_one(cur, window, batch_id, endpoint)
             conn.commit()
         except psycopg2.Error:
             conn.rollback()
@@ -154,12 +221,13 @@ def _client(dsn: str, window: dict, start, out, deadline_s: float) -> None:
     out.put({"latencies_ms": latencies, "errors": errors, "t_start": t_start, "t_end": t_end})
 
 
-def run_level(url: str, window: dict, clients: int, *, deadline_s: float = 120.0) -> dict:
+def run_level(url: str, window: dict, clients: int, *, deadline_s: float = 120.0,
+              claim_mode: str = "endpoint") -> dict:
     """Drain the window with `clients` processes; the caller resets the data before."""
     ctx = mp.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
     dsn = common.libpq_dsn(url)
-    procs = [ctx.Process(target=_client, args=(dsn, window, start, out, deadline_s)) for _ in range(clients)]
+    procs = [ctx.Process(target=_client, args=(dsn, window, start, out, deadline_s, claim_mode)) for _ in range(clients)]
     for p in procs:
         p.start()
     time.sleep(0.5)  # let every client connect before the clock starts
@@ -181,7 +249,7 @@ def run_level(url: str, window: dict, clients: int, *, deadline_s: float = 120.0
 
 
 def measure(url: str, meta: dict, clients_levels: list[int], repeat: int = 1,
-            window_name: str = "incident", reset=common.reset) -> list[dict]:
+            window_name: str = "incident", reset=common.reset, claim_mode: str = "endpoint") -> list[dict]:
     """Ceiling at each concurrency level: median of `repeat` drains, each after a reset."""
     window = meta["windows"][window_name]
     levels = []
@@ -189,7 +257,7 @@ def measure(url: str, meta: dict, clients_levels: list[int], repeat: int = 1,
         runs = []
         for _ in range(repeat):
             reset(url, meta)
-            runs.append(run_level(url, window, clients))
+            runs.append(run_level(url, window, clients, claim_mode=claim_mode))
         tps = [r["tps"] for r in runs if r["tps"]]
         summary = common.summarize(tps)
         levels.append({
@@ -213,6 +281,8 @@ def main(argv=None) -> int:
     p.add_argument("--clients", default="1,2,4,8", help="comma-separated concurrency levels")
     p.add_argument("--repeat", type=int, default=1, help="drains per level (median reported)")
     p.add_argument("--window", default="incident", choices=["incident", "month"])
+    p.add_argument("--claim", default="endpoint", choices=["endpoint", "simple"],
+                   help="endpoint: the endpoint's own claim, re-check and load; simple: a bare claim")
     p.add_argument("--json-out", type=Path, help="also write the result as JSON here")
     args = p.parse_args(argv)
     url = common.resolve_database_url(args.database_url)
@@ -222,8 +292,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     levels = [int(c) for c in args.clients.split(",") if c.strip()]
-    print(f"raw-SQL ceiling on {common.redacted(url)}, {args.window} window")
-    result = measure(url, meta, levels, args.repeat, args.window)
+    print(f"raw-SQL ceiling on {common.redacted(url)}, {args.window} window, {args.claim} claim")
+    result = measure(url, meta, levels, args.repeat, args.window, claim_mode=args.claim)
     if args.json_out:
         common.write_json(args.json_out, {"ceiling": result})
     else:

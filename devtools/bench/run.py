@@ -349,20 +349,42 @@ def _plan_nodes(plan: dict):
 
 def explain_statements(url: str, captured: list) -> list[dict]:
     """EXPLAIN (ANALYZE, BUFFERS) each distinct SELECT on or_ramp_executions the endpoint ran, in a
-    rolled-back transaction (a claim's FOR UPDATE locks nothing for long)."""
+    rolled-back transaction (a claim's FOR UPDATE locks nothing for long).
+
+    The claim and re-check run as prepared statements (app/prepared.py): those are explained as
+    `EXPLAIN EXECUTE`, after the captured PREPARE, with the plan cache mode the endpoint set, so
+    the plan shown is the one the endpoint really ran."""
+    prepares = {}
+    for _phase, (template, rendered) in captured:
+        if template.lstrip().upper().startswith("PREPARE "):
+            prepares[template.split()[1]] = rendered
     seen, plans = set(), []
     for phase, (template, rendered) in captured:
+        setup: list[str] = []
+        statement = rendered
         head = template.lstrip().upper()
-        if not head.startswith(("SELECT", "WITH")) or "or_ramp_executions" not in template:
+        if "EXECUTE " in head and not head.startswith("PREPARE"):
+            *settings, statement = [part.strip() for part in rendered.split(";") if part.strip()]
+            name = statement.split()[1]
+            if name not in prepares or "or_ramp_executions" not in prepares[name]:
+                continue
+            setup = [prepares[name], *settings]
+            body = prepares[name]
+        elif head.startswith(("SELECT", "WITH")) and "or_ramp_executions" in template:
+            body = template
+        else:
             continue
-        if (phase, template) in seen:
+        key = (phase, template.split("(")[0] if setup else template)
+        if key in seen:
             continue
-        seen.add((phase, template))
-        kind = "claim" if "SKIP LOCKED" in template.upper() else "scope"
+        seen.add(key)
+        kind = "claim" if "SKIP LOCKED" in body.upper() else "scope"
         with common.connect(url) as conn, conn.cursor() as cur:
-            cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + rendered)
+            for command in setup:
+                cur.execute(command)
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement)
             plan = cur.fetchone()[0][0]
-            cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + rendered)
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
             text_plan = "\n".join(r[0] for r in cur.fetchall())
             conn.rollback()
         seq_scans = sorted({n.get("Relation Name") for n in _plan_nodes(plan["Plan"])
@@ -370,7 +392,7 @@ def explain_statements(url: str, captured: list) -> list[dict]:
         plans.append({
             "phase": phase,
             "kind": kind,
-            "statement": re.sub(r"\s+", " ", template.strip())[:160],
+            "statement": re.sub(r"\s+", " ", (body if setup else template).strip())[:160],
             "execution_ms": plan.get("Execution Time"),
             "seq_scans": seq_scans,
             "seq_scan_of_executions": "or_ramp_executions" in seq_scans,
