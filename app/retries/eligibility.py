@@ -9,7 +9,8 @@ reason that applies (NULL = eligible) plus a human-readable detail. Around that 
   * `list_rows`         one statement listing the first eligible and first skipped rows;
   * `claim_next`        the next eligible row after a keyset position, `FOR UPDATE OF e SKIP LOCKED`;
   * `recheck`           the reason of one row, in a fresh statement (run under the row lock);
-  * `count_eligible`    eligible rows left (the summary's `remaining` after an executing call);
+  * `reasons_of`        the reasons of the few rows an executing call replayed, to tell its own
+                        work apart in the counts taken after it;
   * `lock_for_failure_record`  the row lock for recording a replay that failed outside the runner.
 
 So a call costs a fixed number of statements whatever the number of rows in scope; nothing here
@@ -302,15 +303,30 @@ WHERE {where}
 ORDER BY {order}
 LIMIT {{limit}}"""
     eligible = listed.format(condition=eligible_predicate(), limit=":eligible_limit")
-    skipped = listed.format(condition="f.reason IS NOT NULL", limit=":skipped_limit")
+    # `exclude_ids`: the rows an executing call just replayed are reported in eligible[], not
+    # again as skipped (a success now reads `status_not_error`).
+    skipped = listed.format(
+        condition="f.reason IS NOT NULL\n  AND (e.id IS NULL OR e.id <> ALL(CAST(:exclude_ids AS bigint[])))",
+        limit=":skipped_limit",
+    )
     return f"(\n{eligible}\n)\nUNION ALL\n(\n{skipped}\n)"
 
 
 def list_rows(
-    session: Session, request: RetryRequest, *, eligible_limit: int, skipped_limit: int
+    session: Session,
+    request: RetryRequest,
+    *,
+    eligible_limit: int,
+    skipped_limit: int,
+    exclude_ids: list[int] | None = None,
 ) -> tuple[list[ScopedRow], list[ScopedRow]]:
-    """(first `eligible_limit` eligible rows, first `skipped_limit` skipped rows), oldest first."""
-    params = bind_params(request) | {"eligible_limit": eligible_limit, "skipped_limit": skipped_limit}
+    """(first `eligible_limit` eligible rows, first `skipped_limit` skipped rows not in
+    `exclude_ids`), oldest first."""
+    params = bind_params(request) | {
+        "eligible_limit": eligible_limit,
+        "skipped_limit": skipped_limit,
+        "exclude_ids": list(exclude_ids or ()),
+    }
     eligible: list[ScopedRow] = []
     skipped: list[ScopedRow] = []
     for row in session.execute(text(list_rows_sql(request)), params).mappings():
@@ -369,18 +385,20 @@ def recheck(session: Session, request: RetryRequest, execution_id: int) -> tuple
     return (row.reason, row.detail) if row is not None else ("not_found", "the execution no longer exists")
 
 
-def count_eligible_sql(request: RetryRequest) -> str:
-    # `f.reason IS NULL` rather than `eligible_predicate()`: the conjuncts defeat the planner's row
-    # estimates (it then probes the ramp, version and integration per row), while this shape hashes
-    # those small tables like `count_by_reason` does; measured 30% faster on the bench's window.
-    source, where, _ = _scope(request, report_missing=False, ordered=False)
-    return f"SELECT count(*)\n{source}\nWHERE {where}\n  AND f.reason IS NULL"
+def reasons_of_sql(request: RetryRequest) -> str:
+    source, where, _ = _scope(request, report_missing=False, ordered=True)
+    return f"""SELECT e.id AS id, f.reason AS reason, coalesce(({where}), false) AS in_scope
+{source}
+WHERE e.id = ANY(CAST(:execution_ids AS bigint[]))"""
 
 
-def count_eligible(session: Session, request: RetryRequest) -> int:
-    # One round trip: the SET and the count travel together (the cursor returns the last result).
-    sql = f"{NO_JIT};\n{count_eligible_sql(request)}"
-    return session.execute(text(sql), bind_params(request)).scalar_one()
+def reasons_of(session: Session, request: RetryRequest, execution_ids: list[int]) -> dict[int, tuple[str | None, bool]]:
+    """For a few executions: (first reason now, whether the request's scope still holds them)."""
+    if not execution_ids:
+        return {}
+    params = bind_params(request) | {"execution_ids": list(execution_ids)}
+    rows = session.execute(text(reasons_of_sql(request)), params).all()
+    return {row.id: (row.reason, row.in_scope) for row in rows}
 
 
 LOCK_FOR_FAILURE_RECORD_SQL = """SELECT e.id, e.status_code

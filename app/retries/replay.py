@@ -1,5 +1,5 @@
-"""The retry-batch use case: size the scope, then claim, re-check, run, audit and commit each row in
-its own transaction.
+"""The retry-batch use case: claim, re-check, run, audit and commit each row in its own
+transaction, and size the scope in one snapshot (for an executing call, after its replays).
 
 Why the claim lives in the replay's own transaction: the row lock (`FOR UPDATE OF e SKIP LOCKED`)
 is what keeps concurrent callers and the trigger path off a row, so it must be held by the very
@@ -9,9 +9,15 @@ replay the same row again.
 
 Statement budget per call (independent of how many rows are in scope):
   dry run:  audit insert, SET TRANSACTION, count_by_reason, list_rows, audit update;
-  execute:  the same reads (list_rows lists skipped rows only), then per replayed row a claim,
-            a re-check, the row and version loads, the runner's own statements and one history
-            insert (at most MAX_CLAIMS_PER_CALL claims), then one count of what remains.
+  execute:  per replayed row a claim, a re-check, the row and version load, the runner's own
+            statements and one history insert (at most MAX_CLAIMS_PER_CALL claims); then in one
+            snapshot count_by_reason, list_rows (skipped rows only) and the replayed rows'
+            reasons; audit insert and update around it all.
+
+An executing call counts the scope once, after its replays, instead of before and after: the
+whole-scope count is the most expensive statement of a call. `remaining` is that count; the other
+figures put this call's own replays back (see `_before_own_replays`), so without concurrent
+writers they equal what a dry run just before the call would have said.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Iterable, Protocol
 
 from sqlalchemy import Select, and_, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -161,37 +167,39 @@ def _run(
     config: Config,
 ) -> BatchResult:
     summary = Summary()
-    with session_factory() as session, session.begin():
-        # One snapshot for the counts and the lists, so they agree with each other; the planner
-        # settings travel in the same round trip.
-        session.execute(
-            text(f"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; {eligibility.SCOPE_READ_SETTINGS}")
-        )
-        counts = eligibility.count_by_reason(session, request)
-        would_replay, skipped_rows = eligibility.list_rows(
-            session,
-            request,
-            eligible_limit=MAX_BATCH_SIZE if request.dry_run else 0,
-            skipped_limit=SKIPPED_LIST_LIMIT,
-        )
+    if request.dry_run:
+        with session_factory() as session, session.begin():
+            _read_settings(session)
+            counts = eligibility.count_by_reason(session, request)
+            would_replay, skipped_rows = eligibility.list_rows(
+                session, request, eligible_limit=MAX_BATCH_SIZE, skipped_limit=SKIPPED_LIST_LIMIT
+            )
+        entries = [_entry(row, outcome="would_replay") for row in would_replay]
+        remaining = counts.get(None, 0) - len(entries)
+    else:
+        entries, replayed_ids = _replay_rows(session_factory, request, actor, batch_id, config)
+        # The scope is counted once, after the replays: `remaining` is then exact, and this call's
+        # own rows are put back where they stood before it (eligible) using their reasons now.
+        with session_factory() as session, session.begin():
+            _read_settings(session)
+            counts = eligibility.count_by_reason(session, request)
+            _, skipped_rows = eligibility.list_rows(
+                session, request, eligible_limit=0, skipped_limit=SKIPPED_LIST_LIMIT, exclude_ids=replayed_ids
+            )
+            now = eligibility.reasons_of(session, request, replayed_ids)
+        remaining = counts.get(None, 0)
+        counts = _before_own_replays(counts, now.values())
+        summary.success = sum(1 for e in entries if e.outcome == "success")
+        summary.error = sum(1 for e in entries if e.outcome == "error")
+
     for reason, n in counts.items():
         if reason is not None:
             summary.skipped_by_reason[reason] = n
     summary.eligible = counts.get(None, 0)
     summary.skipped = sum(summary.skipped_by_reason.values())
     summary.matched = summary.eligible + summary.skipped
-
-    if request.dry_run:
-        entries = [_entry(row, outcome="would_replay") for row in would_replay]
-        summary.selected = len(entries)
-        summary.remaining = summary.eligible - summary.selected
-    else:
-        entries = _replay_rows(session_factory, request, actor, batch_id, config)
-        summary.selected = len(entries)
-        summary.success = sum(1 for e in entries if e.outcome == "success")
-        summary.error = sum(1 for e in entries if e.outcome == "error")
-        with session_factory() as session, session.begin():
-            summary.remaining = eligibility.count_eligible(session, request)
+    summary.selected = len(entries)
+    summary.remaining = remaining
 
     skipped = [SkippedEntry(str(r.execution_uuid), r.reason, r.detail) for r in skipped_rows]
     return BatchResult(
@@ -204,6 +212,33 @@ def _run(
     )
 
 
+def _read_settings(session: Session) -> None:
+    # One snapshot for the counts and the lists, so they agree with each other; the planner
+    # settings travel in the same round trip.
+    session.execute(
+        text(f"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; {eligibility.SCOPE_READ_SETTINGS}")
+    )
+
+
+def _before_own_replays(
+    counts: dict[str | None, int], replayed_now: Iterable[tuple[str | None, bool]]
+) -> dict[str | None, int]:
+    """Counts as they stood before this call's own replays, from the counts taken after them.
+
+    Every row this call replayed was eligible when it claimed it. Now it may be skipped (a success
+    reads `status_not_error`, a last failed attempt `retry_limit_reached`) or out of the scope
+    altogether (a window scope holds ERROR rows only): move it back to eligible.
+    """
+    before = dict(counts)
+    for reason, in_scope in replayed_now:
+        if in_scope and reason is None:
+            continue  # still eligible (a failed attempt with attempts left): already counted
+        if in_scope:
+            before[reason] -= 1
+        before[None] = before.get(None, 0) + 1
+    return {reason: n for reason, n in before.items() if n or reason is None}
+
+
 # ---- execute ----------------------------------------------------------------------------------
 
 
@@ -213,8 +248,10 @@ class _Step:
     entry: EligibleEntry | None  # None: the row lost eligibility before it could run
 
 
-def _replay_rows(session_factory, request, actor, batch_id, config) -> list[EligibleEntry]:
+def _replay_rows(session_factory, request, actor, batch_id, config) -> tuple[list[EligibleEntry], list[int]]:
+    """(what happened to each replayed row, their execution ids)."""
     entries: list[EligibleEntry] = []
+    replayed_ids: list[int] = []
     after: tuple[datetime, int] | None = None
     for _ in range(MAX_CLAIMS_PER_CALL):
         if len(entries) >= MAX_BATCH_SIZE:
@@ -226,7 +263,8 @@ def _replay_rows(session_factory, request, actor, batch_id, config) -> list[Elig
         after = step.position
         if step.entry is not None:
             entries.append(step.entry)
-    return entries
+            replayed_ids.append(step.position[1])
+    return entries, replayed_ids
 
 
 def _replay_next(session_factory, request, actor, batch_id, config, after) -> _Step | None:

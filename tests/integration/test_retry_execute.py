@@ -312,3 +312,33 @@ def test_default_until_is_now(client, admin, load, session_factory):
         audit = session.scalar(select(RetryBatch))
     assert abs((utcnow() - audit.started_at).total_seconds()) < 60
     assert audit.request["until"] is not None
+
+
+def test_executing_summary_agrees_with_the_dry_run_just_before_it(client, admin, load):
+    # The executing call counts the scope after its replays and puts its own rows back; with no
+    # other writer its figures must be the dry run's, and `remaining` what is really left.
+    plain = ramp(steps=["find_or_create_account", "create_project"])
+    crm = ramp(steps=["fetch_crm_record", "find_or_create_account", "create_project"])  # DEAD_URL: fails
+    rows = [execution(crm, minutes=0.5)]  # fails with an integration error: still eligible after
+    no_company = execution(plain, minutes=0.7, payload={"company": {"name": "Nameless"}})  # fails: config
+    rows.append(no_company)
+    rows += [execution(plain, minutes=1 + i) for i in range(26)]
+    rows += [execution(plain, minutes=40 + i, has_project=True) for i in range(2)]
+    rows.append(execution(plain, minutes=50, error_type="MissingTriggerField"))
+    load(world([vendor()], [plain, crm], rows))
+
+    dry = call(client, admin, max_attempts=2)["summary"]
+    assert (dry["matched"], dry["eligible"]) == (31, 28)
+    body = execute(client, admin, max_attempts=2, suppress_notifications=True)
+    summary = body["summary"]
+
+    for key in ("matched", "eligible", "skipped", "skipped_by_reason"):
+        assert summary[key] == dry[key], key
+    assert (summary["selected"], summary["success"], summary["error"]) == (25, 23, 2)
+    # 28 eligible, 23 now SUCCESS, the config failure is now skipped, the integration failure
+    # has an attempt left.
+    assert summary["remaining"] == 28 - 24
+    assert call(client, admin, max_attempts=2)["summary"]["eligible"] == summary["remaining"]
+    # The rows it replayed are reported in eligible[], not again in skipped[].
+    assert no_company["uuid"] not in {s["execution_uuid"] for s in body["skipped"]}
+    assert len(body["skipped"]) == 3

@@ -32,7 +32,7 @@ def test_every_statement_carries_the_same_case():
             eligibility.count_by_reason_sql(request),
             eligibility.list_rows_sql(request),
             eligibility.claim_next_sql(request, after=True),
-            eligibility.count_eligible_sql(request),
+            eligibility.reasons_of_sql(request),
         ):
             assert case in sql
     assert case in eligibility.recheck_sql()
