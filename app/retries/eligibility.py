@@ -280,9 +280,21 @@ def count_by_reason_sql(request: RetryRequest) -> str:
     return f"SELECT f.reason AS reason, count(*) AS n\n{source}\nWHERE {where}\nGROUP BY f.reason"
 
 
+# For the whole-scope count only: the planner underestimates the scope (it cannot see through the
+# reason CASE) and so never spreads it over parallel workers, which on the bench's 30-day window
+# (50,000 rows) takes the count from about 550 to 370 ms. Run it last in its transaction: the
+# settings stay until the transaction ends, and the ordered walks must not become parallel.
+PARALLEL_COUNT_SETTINGS = (
+    "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0; "
+    "SET LOCAL min_parallel_index_scan_size = 0"
+)
+
+
 def count_by_reason(session: Session, request: RetryRequest) -> dict[str | None, int]:
-    """Rows in scope per reason over the whole scope; key None = eligible."""
-    rows = session.execute(text(count_by_reason_sql(request)), bind_params(request)).all()
+    """Rows in scope per reason over the whole scope; key None = eligible. Changes the planner
+    settings of the rest of the transaction (see PARALLEL_COUNT_SETTINGS)."""
+    sql = f"{PARALLEL_COUNT_SETTINGS};\n{count_by_reason_sql(request)}"
+    rows = session.execute(text(sql), bind_params(request)).all()
     return {row.reason: row.n for row in rows}
 
 

@@ -8,11 +8,11 @@ transaction and replaying them in later ones leaves a gap in which another calle
 replay the same row again.
 
 Statement budget per call (independent of how many rows are in scope):
-  dry run:  audit insert, SET TRANSACTION, count_by_reason, list_rows, audit update;
+  dry run:  audit insert, SET TRANSACTION, list_rows, count_by_reason, audit update;
   execute:  per replayed row a claim, a re-check, the row and version load, the runner's own
             statements and one history insert (at most MAX_CLAIMS_PER_CALL claims); then in one
-            snapshot count_by_reason, list_rows (skipped rows only) and the replayed rows'
-            reasons; audit insert and update around it all.
+            snapshot list_rows (skipped rows only), the replayed rows' reasons and
+            count_by_reason; audit insert and update around it all.
 
 An executing call counts the scope once, after its replays, instead of before and after: the
 whole-scope count is the most expensive statement of a call. `remaining` is that count; the other
@@ -170,10 +170,10 @@ def _run(
     if request.dry_run:
         with session_factory() as session, session.begin():
             _read_settings(session)
-            counts = eligibility.count_by_reason(session, request)
             would_replay, skipped_rows = eligibility.list_rows(
                 session, request, eligible_limit=MAX_BATCH_SIZE, skipped_limit=SKIPPED_LIST_LIMIT
             )
+            counts = eligibility.count_by_reason(session, request)  # last: it changes planner settings
         entries = [_entry(row, outcome="would_replay") for row in would_replay]
         remaining = counts.get(None, 0) - len(entries)
     else:
@@ -182,11 +182,11 @@ def _run(
         # own rows are put back where they stood before it (eligible) using their reasons now.
         with session_factory() as session, session.begin():
             _read_settings(session)
-            counts = eligibility.count_by_reason(session, request)
             _, skipped_rows = eligibility.list_rows(
                 session, request, eligible_limit=0, skipped_limit=SKIPPED_LIST_LIMIT, exclude_ids=replayed_ids
             )
             now = eligibility.reasons_of(session, request, replayed_ids)
+            counts = eligibility.count_by_reason(session, request)  # last: it changes planner settings
         remaining = counts.get(None, 0)
         counts = _before_own_replays(counts, now.values())
         summary.success = sum(1 for e in entries if e.outcome == "success")

@@ -363,18 +363,27 @@ def explain_statements(url: str, captured: list) -> list[dict]:
         setup: list[str] = []
         statement = rendered
         head = template.lstrip().upper()
-        if "EXECUTE " in head and not head.startswith("PREPARE"):
-            *settings, statement = [part.strip() for part in rendered.split(";") if part.strip()]
-            name = statement.split()[1]
-            if name not in prepares or "or_ramp_executions" not in prepares[name]:
-                continue
-            setup = [prepares[name], *settings]
-            body = prepares[name]
-        elif head.startswith(("SELECT", "WITH")) and "or_ramp_executions" in template:
-            body = template
-        else:
+        if head.startswith("PREPARE"):
             continue
-        key = (phase, template.split("(")[0] if setup else template)
+        # Statements may carry `SET LOCAL ...;` settings in the same round trip: keep them.
+        settings = []
+        shape = template
+        if head.startswith("SET "):
+            *settings, statement = [part.strip() for part in rendered.split(";") if part.strip()]
+            shape = template.split(";")[-1].strip()
+        if statement.upper().startswith("EXECUTE "):
+            name = statement.split()[1]
+            if name not in prepares:
+                continue
+            body = prepares[name].split(" AS ", 1)[1]
+            setup = [prepares[name], *settings]
+            shape = name
+        else:
+            body = statement
+            setup = settings
+        if not body.lstrip().upper().startswith(("SELECT", "WITH", "(")) or "or_ramp_executions" not in body:
+            continue
+        key = (phase, shape)
         if key in seen:
             continue
         seen.add(key)
@@ -392,7 +401,7 @@ def explain_statements(url: str, captured: list) -> list[dict]:
         plans.append({
             "phase": phase,
             "kind": kind,
-            "statement": re.sub(r"\s+", " ", (body if setup else template).strip())[:160],
+            "statement": re.sub(r"\s+", " ", body.strip())[:160],
             "execution_ms": plan.get("Execution Time"),
             "seq_scans": seq_scans,
             "seq_scan_of_executions": "or_ramp_executions" in seq_scans,
