@@ -21,6 +21,10 @@ _BODY_LIMITS = (
 )
 
 
+def _request_body(schema: str) -> dict:
+    return {"required": True, "description": _BODY_LIMITS, "content": {"application/json": {"schema": schema}}}
+
+
 def _error_responses(*statuses: int) -> dict:
     return {str(s): {"description": "Error", "content": {"application/json": {"schema": _ERROR}}} for s in statuses}
 
@@ -63,11 +67,7 @@ def build_openapi_spec() -> dict:
             "post": {
                 "summary": "Replay (or dry-run) failed executions in bulk",
                 "security": [{"apiKey": [], "apiSecret": []}, {"sessionCookie": []}],
-                "requestBody": {
-                    "required": True,
-                    "description": _BODY_LIMITS,
-                    "content": {"application/json": {"schema": "RetryBatchRequest"}},
-                },
+                "requestBody": _request_body("RetryBatchRequest"),
                 "responses": {
                     "200": {
                         "description": "The batch result",
@@ -93,11 +93,7 @@ def build_openapi_spec() -> dict:
                         "schema": {"type": "string"},
                     },
                 ],
-                "requestBody": {
-                    "required": True,
-                    "description": _BODY_LIMITS,
-                    "content": {"application/json": {"schema": "TriggerRequest"}},
-                },
+                "requestBody": _request_body("TriggerRequest"),
                 "responses": {
                     "201": {
                         "description": "The execution was recorded and run",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Result
@@ -44,6 +45,37 @@ def statement_name(prefix: str, sql: str) -> str:
     return f"{prefix}_{hashlib.sha1(sql.encode()).hexdigest()[:16]}"
 
 
+@dataclass(frozen=True)
+class PreparedStatement:
+    """The two commands for running `sql` as a prepared statement, for any client."""
+
+    name: str
+    binds: list[str]  # the `:name` binds, in `$1..$n` order
+    types: Mapping[str, str]
+    prepare: str  # the PREPARE command, sent once per connection
+
+    def execute(self, placeholder: str = ":{}", *, generic_plan: bool = False) -> str:
+        """The EXECUTE command; `placeholder` spells a bind (`:{}` for text(), `%({})s` for
+        psycopg2). The arguments travel as literals (psycopg2 interpolates client-side); the casts
+        make each one the declared type, arrays included."""
+        arguments = ", ".join(f"CAST({placeholder.format(n)} AS {self.types[n]})" for n in self.binds)
+        command = f"EXECUTE {self.name} ({arguments})" if self.binds else f"EXECUTE {self.name}"
+        if generic_plan:
+            # Same round trip: the cursor returns the result of the last statement.
+            command = f"SET LOCAL plan_cache_mode = force_generic_plan; {command}"
+        return command
+
+
+def prepare(prefix: str, sql: str, types: Mapping[str, str]) -> PreparedStatement:
+    """`sql` (text with `:name` binds) as a prepared statement; `types` gives the PostgreSQL type
+    of every bind (declared in PREPARE, so nothing depends on the server inferring it from
+    context, which fails for `:x IS NULL`)."""
+    body, binds = positional(sql)
+    name = statement_name(prefix, sql)
+    declared = ", ".join(types[n] for n in binds)
+    return PreparedStatement(name, binds, types, f"PREPARE {name} ({declared}) AS {body}")
+
+
 def execute_prepared(
     session: Session,
     prefix: str,
@@ -55,25 +87,16 @@ def execute_prepared(
 ) -> Result:
     """Run `sql` (text with `:name` binds) as a prepared statement on the session's connection.
 
-    `types` gives the PostgreSQL type of every bind (declared in PREPARE, so nothing depends on
-    the server inferring it from context, which fails for `:x IS NULL`).
     `generic_plan`: plan once and reuse the plan (`plan_cache_mode` for the rest of the
     transaction), for statements whose plan does not depend on the values (an index walk that
     stops at the first row); otherwise the server re-plans with the values at every call.
     """
-    body, names = positional(sql)
-    name = statement_name(prefix, sql)
+    statement = prepare(prefix, sql, types)
     connection = session.connection()
     prepared: set[str] = connection.info.setdefault(_INFO_KEY, set())
-    if name not in prepared:
-        declared = ", ".join(types[n] for n in names)
-        connection.exec_driver_sql(f"PREPARE {name} ({declared}) AS {body}")
-        prepared.add(name)
-    # The arguments travel as literals (psycopg2 interpolates client-side); the casts make each
-    # one the declared type, arrays included.
-    arguments = ", ".join(f"CAST(:{n} AS {types[n]})" for n in names)
-    statement = f"EXECUTE {name} ({arguments})" if names else f"EXECUTE {name}"
-    if generic_plan:
-        # Same round trip: the cursor returns the result of the last statement.
-        statement = f"SET LOCAL plan_cache_mode = force_generic_plan; {statement}"
-    return session.execute(text(statement), {n: params[n] for n in names})
+    if statement.name not in prepared:
+        connection.exec_driver_sql(statement.prepare)
+        prepared.add(statement.name)
+    return session.execute(
+        text(statement.execute(generic_plan=generic_plan)), {n: params[n] for n in statement.binds}
+    )

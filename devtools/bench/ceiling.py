@@ -95,7 +95,7 @@ class EndpointClaim:
     def __init__(self, cur, window: dict) -> None:
         from sqlalchemy.dialects import postgresql
 
-        from app.prepared import positional
+        from app.prepared import prepare
         from app.retries import eligibility
         from app.retries.replay import LOAD_FOR_REPLAY
         from app.retries.schemas import RetryBatchRequestSchema
@@ -103,20 +103,21 @@ class EndpointClaim:
         request = RetryBatchRequestSchema().load({
             "since": window["since"], "until": window["until"], "dry_run": False, "suppress_notifications": True})
         self.params = eligibility.bind_params(request)
-        self.types = eligibility.PARAM_TYPES
         self.after: tuple | None = None
-        self.names = {}
-        for name, sql in (("claim_first", eligibility.claim_next_sql(request, after=False)),
-                          ("claim_after", eligibility.claim_next_sql(request, after=True)),
-                          ("recheck", eligibility.recheck_sql())):
-            body, names = positional(sql)
-            cur.execute(f"PREPARE {name} ({', '.join(self.types[n] for n in names)}) AS {body}")
-            self.names[name] = names
+        # The same statements as eligibility.claim_next / recheck send (the claim with a generic
+        # plan, as there), prepared once on this connection.
+        self.statements = {
+            "claim_first": prepare("retry_claim", eligibility.claim_next_sql(request, after=False), eligibility.PARAM_TYPES),
+            "claim_after": prepare("retry_claim", eligibility.claim_next_sql(request, after=True), eligibility.PARAM_TYPES),
+            "recheck": prepare("retry_recheck", eligibility.recheck_sql(), eligibility.PARAM_TYPES),
+        }
+        for statement in self.statements.values():
+            cur.execute(statement.prepare)
         self.load_sql = str(LOAD_FOR_REPLAY[request.workflow_version].compile(dialect=postgresql.psycopg2.dialect()))
 
     def _execute(self, cur, name: str, params: dict) -> None:
-        args = ", ".join(f"CAST(%({n})s AS {self.types[n]})" for n in self.names[name])
-        cur.execute(f"EXECUTE {name} ({args})", params)
+        statement = self.statements[name]
+        cur.execute(statement.execute("%({})s", generic_plan=name.startswith("claim")), params)
 
     def claim(self, cur):
         """(id, uuid, vendor_id, ramp_id, trigger_key, payload, attempts) of the claimed row, or None."""

@@ -39,6 +39,7 @@ import common  # noqa: E402
 import generate  # noqa: E402
 import psutil  # noqa: E402
 import requests  # noqa: E402
+from devtools.health import wait_healthy  # noqa: E402
 
 ENDPOINT = "/api/ramps/executions/retry-batch"
 # dry: measure 1; execute: 2; ceiling: 3; statements: 4 (counts) and 5 (EXPLAIN). RSS comes with
@@ -119,17 +120,12 @@ class Server:
         self._sampler = threading.Thread(target=self._sample, daemon=True)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}; see {self._log.name}")
-            try:
-                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    self._sampler.start()
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
+        state = wait_healthy(self.base, self.proc, timeout)
+        if state == "exited":
+            raise RuntimeError(f"gunicorn exited with {self.proc.returncode}; see {self._log.name}")
+        if state == "ready":
+            self._sampler.start()
+            return
         raise RuntimeError(f"gunicorn did not answer /healthz within {timeout}s; see {self._log.name}")
 
     def _sample(self) -> None:

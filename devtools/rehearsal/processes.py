@@ -8,15 +8,14 @@ import shlex
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg2
-import requests
 from sqlalchemy.engine import make_url
 
+from devtools.health import wait_healthy
 from devtools.rehearsal.common import REPO_ROOT, STATUS_MARK, VENV_BIN, RehearsalError
 
 
@@ -136,16 +135,11 @@ class Service:
              "--graceful-timeout", "5", "wsgi:app"],
             cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RehearsalError(f"the service exited at start-up:\n{self.log_tail()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
+        state = wait_healthy(self.url, self.process, timeout, interval=0.3)
+        if state == "exited":
+            raise RehearsalError(f"the service exited at start-up:\n{self.log_tail()}")
+        if state == "ready":
+            return
         raise RehearsalError(f"the service did not answer /healthz within {timeout:.0f}s:\n{self.log_tail()}")
 
     def stop(self) -> None:

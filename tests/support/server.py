@@ -16,13 +16,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
-import requests
-
 from app.config import REPO_ROOT
+from devtools.health import wait_healthy
 
 
 def free_port() -> int:
@@ -77,16 +75,11 @@ class ServiceProcess:
                 command, cwd=REPO_ROOT, env=self._env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"service exited at start-up ({self.process.returncode}):\n{self.output()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
+        state = wait_healthy(self.url, self.process, timeout, interval=0.1)
+        if state == "ready":
+            return self
+        if state == "exited":
+            raise AssertionError(f"service exited at start-up ({self.process.returncode}):\n{self.output()}")
         self.kill()
         raise AssertionError(f"service did not answer /healthz within {timeout:g}s:\n{self.output()}")
 
