@@ -11,17 +11,25 @@ PORT := $(or $(PORT),8000)
 PYTEST_ARGS ?=
 PSQL_ARGS ?=
 BENCH_ARGS ?=
-# Stamp file keyed on requirements.txt: the install reruns whenever requirements change, and a
-# failed pip install leaves no stamp, so the next make retries it.
+# Stamp files keyed on the requirements files: an install reruns whenever they change, and a
+# failed pip install leaves no stamp, so the next make retries it. `venv` is the runtime set;
+# `venv-dev` adds the test and lint tools of requirements-dev.txt.
 VENV_STAMP := $(VENV)/.requirements.stamp
+DEV_STAMP := $(VENV)/.requirements-dev.stamp
 
-.PHONY: venv run test db-start db-stop db-status psql clean bench
+.PHONY: venv venv-dev run test lint format db-start db-stop db-status psql clean bench
 
 venv: $(VENV_STAMP)
+
+venv-dev: $(DEV_STAMP)
 
 $(VENV_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): $(VENV_STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install -r requirements-dev.txt
 	touch $@
 
 # Start the embedded server first (when it is the one in use) so that a broken database
@@ -35,8 +43,18 @@ run: venv
 	$(BIN)/gunicorn -w 2 --threads 4 --timeout 120 -b 127.0.0.1:$(PORT) --access-logfile - wsgi:app
 
 # `python -m pytest` (not bin/pytest) puts the repo root on sys.path so `import app` works.
-test: venv
+test: venv-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same check CI runs before the tests (settings in pyproject.toml).
+lint: venv-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Rewrite the tree in the house format and apply the safe lint fixes.
+format: venv-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 db-start: venv
 	$(BIN)/python -m app.embedded_db start

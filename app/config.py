@@ -67,7 +67,7 @@ class Config:
     testing: bool = False
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Config":
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         database_url = env.get("DATABASE_URL") or None
         environment = env.get("ONRAMP_ENV", "development")

@@ -29,10 +29,10 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Union
 
 import fasteners
 import psutil
@@ -93,7 +93,7 @@ class _Paths:
     log_file: Path
 
 
-def _paths(instance_dir: Union[Path, str]) -> _Paths:
+def _paths(instance_dir: Path | str) -> _Paths:
     # Resolve once: postgres reports data_directory as an absolute path and we compare to it.
     d = Path(instance_dir).expanduser().resolve()
     return _Paths(d, d / "pgdata", d / "pg.port", d / "pg.lock", d / "postgres.log")
@@ -103,7 +103,7 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def _system_user() -> Optional["object"]:
+def _system_user() -> object | None:
     """pwd entry of the user postgres runs as when we are root, else None (run as ourselves)."""
     if not _is_root():
         return None
@@ -192,12 +192,12 @@ def _locked(p: _Paths) -> Iterator[None]:
 @dataclass(frozen=True)
 class _PidFile:
     pid: int
-    port: Optional[int]
+    port: int | None
     listen: str
     status: str
 
 
-def _read_pid_file(pgdata: Path) -> Optional[_PidFile]:
+def _read_pid_file(pgdata: Path) -> _PidFile | None:
     """Parse postmaster.pid. Tolerates a partially written file (postgres fills it in as it
     starts up), which the wheel's PostmasterInfo asserts on."""
     try:
@@ -233,13 +233,13 @@ def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         # AccessDenied: another user's process, so not one we (or our system user) started.
         return False
-    for flag, value in zip(cmdline, cmdline[1:]):
+    for flag, value in zip(cmdline, cmdline[1:], strict=False):
         if flag == "-D":
             return os.path.realpath(value) == str(pgdata)
     return False
 
 
-def _probe(port: int, timeout: int = 2) -> Optional[str]:
+def _probe(port: int, timeout: int = 2) -> str | None:
     """data_directory of the postgres answering on 127.0.0.1:port, or None if none answers."""
     try:
         conn = psycopg2.connect(
@@ -257,7 +257,7 @@ def _probe(port: int, timeout: int = 2) -> Optional[str]:
         conn.close()
 
 
-def _same_dir(reported: Optional[str], pgdata: Path) -> bool:
+def _same_dir(reported: str | None, pgdata: Path) -> bool:
     return reported is not None and os.path.realpath(reported) == str(pgdata)
 
 
@@ -278,7 +278,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _read_port_file(p: _Paths) -> Optional[int]:
+def _read_port_file(p: _Paths) -> int | None:
     try:
         text = p.port_file.read_text().strip()
     except FileNotFoundError:
@@ -301,7 +301,7 @@ def _log_tail(p: _Paths, lines: int = 30) -> str:
     return tail or "(log is empty)"
 
 
-def _running_server(p: _Paths) -> Optional[EmbeddedServer]:
+def _running_server(p: _Paths) -> EmbeddedServer | None:
     info = _read_pid_file(p.pgdata)
     if info is None or info.port is None or not _is_our_postmaster(info.pid, p.pgdata):
         return None
@@ -447,7 +447,7 @@ def _wait_ready(p: _Paths, timeout: float = START_TIMEOUT) -> EmbeddedServer:
         time.sleep(0.1)
 
 
-def ensure_server(instance_dir: Union[Path, str] = DEFAULT_INSTANCE_DIR) -> EmbeddedServer:
+def ensure_server(instance_dir: Path | str = DEFAULT_INSTANCE_DIR) -> EmbeddedServer:
     """Start (initialising if needed) the embedded server for `instance_dir` unless it is
     already running, and return it. Idempotent and safe to call from concurrent processes."""
     p = _paths(instance_dir)
@@ -478,13 +478,13 @@ def ensure_server(instance_dir: Union[Path, str] = DEFAULT_INSTANCE_DIR) -> Embe
         return _start(p)
 
 
-def get_running_server(instance_dir: Union[Path, str] = DEFAULT_INSTANCE_DIR
-                       ) -> Optional[EmbeddedServer]:
+def get_running_server(instance_dir: Path | str = DEFAULT_INSTANCE_DIR
+                       ) -> EmbeddedServer | None:
     """The running server for `instance_dir`, or None. Never starts anything."""
     return _running_server(_paths(instance_dir))
 
 
-def stop_server(instance_dir: Union[Path, str] = DEFAULT_INSTANCE_DIR) -> bool:
+def stop_server(instance_dir: Path | str = DEFAULT_INSTANCE_DIR) -> bool:
     """Stop the server (`pg_ctl stop -m fast`). Returns False if it was not running."""
     p = _paths(instance_dir)
     if not p.pgdata.exists():
@@ -511,7 +511,7 @@ def stop_server(instance_dir: Union[Path, str] = DEFAULT_INSTANCE_DIR) -> bool:
 # --------------------------------------------------------------------------- databases
 
 
-def _connect_kwargs(url_or_server: Union[str, EmbeddedServer]) -> dict:
+def _connect_kwargs(url_or_server: str | EmbeddedServer) -> dict:
     if isinstance(url_or_server, EmbeddedServer):
         return {"host": HOST, "port": url_or_server.port, "user": SUPERUSER}
     from sqlalchemy.engine import make_url
@@ -523,7 +523,7 @@ def _connect_kwargs(url_or_server: Union[str, EmbeddedServer]) -> dict:
     return kwargs
 
 
-def ensure_database(url_or_server: Union[str, EmbeddedServer], dbname: str) -> None:
+def ensure_database(url_or_server: str | EmbeddedServer, dbname: str) -> None:
     """Create database `dbname` on the server if it does not exist.
 
     `url_or_server` is an EmbeddedServer or any SQLAlchemy/libpq URL of that server (its
@@ -544,7 +544,7 @@ def ensure_database(url_or_server: Union[str, EmbeddedServer], dbname: str) -> N
         conn.close()
 
 
-def default_database_url(instance_dir: Union[Path, str] = DEFAULT_INSTANCE_DIR) -> str:
+def default_database_url(instance_dir: Path | str = DEFAULT_INSTANCE_DIR) -> str:
     """What the app uses when DATABASE_URL is unset: the `onramp` database on the embedded
     server, started if needed."""
     server = ensure_server(instance_dir)
@@ -561,7 +561,7 @@ def _libpq_url(url: str) -> str:
     return scheme.split("+", 1)[0] + sep + rest
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.embedded_db",
                                      description="Manage the embedded PostgreSQL server.",
                                      allow_abbrev=False)  # keep psql's options for psql

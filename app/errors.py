@@ -140,11 +140,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
-        # flask-smorest/webargs put parse errors under exc.data["messages"].
-        details = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
-        if status == 422:
-            status = 400
-        return error_response(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name, status, details)
+        return error_response(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name, status)
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError):

@@ -23,7 +23,7 @@ class Lifetimes:
     absolute: timedelta
 
     @classmethod
-    def from_config(cls, config) -> "Lifetimes":
+    def from_config(cls, config) -> Lifetimes:
         return cls(
             idle=timedelta(minutes=config.session_idle_minutes),
             absolute=timedelta(hours=config.session_absolute_hours),

@@ -61,7 +61,7 @@ class RampExecution(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    logs: Mapped[list["ExecutionLog"]] = relationship(
+    logs: Mapped[list[ExecutionLog]] = relationship(
         back_populates="execution", order_by="ExecutionLog.id", lazy="raise_on_sql", viewonly=True
     )
 

@@ -28,7 +28,7 @@ class Ramp(Base):
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
-    versions: Mapped[list["RampVersion"]] = relationship(back_populates="ramp", order_by="RampVersion.version")
+    versions: Mapped[list[RampVersion]] = relationship(back_populates="ramp", order_by="RampVersion.version")
 
 
 class RampVersion(Base):

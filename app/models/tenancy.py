@@ -16,7 +16,7 @@ class Vendor(Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = created_at_column()
 
-    integration: Mapped["CrmIntegration | None"] = relationship(back_populates="vendor", uselist=False)
+    integration: Mapped[CrmIntegration | None] = relationship(back_populates="vendor", uselist=False)
 
 
 class CrmIntegration(Base):

@@ -44,7 +44,7 @@ class DeliveryReport:
     def attempted(self) -> int:
         return self.delivered + self.failed
 
-    def merge(self, other: "DeliveryReport") -> None:
+    def merge(self, other: DeliveryReport) -> None:
         self.delivered += other.delivered
         self.failed += other.failed
         self.skipped += other.skipped

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from app.models import Notification
 
-
 # Built once (statement construction costs more than execution on the replay path).
 _INSERT = insert(Notification).returning(Notification.id, Notification.status, sort_by_parameter_order=True)
 

@@ -39,4 +39,4 @@ STATUS_NOT_ERROR = "status_not_error"
 
 def empty_counts() -> dict[str, int]:
     """`skipped_by_reason` with every key present, in order."""
-    return {code: 0 for code in REASON_CODES}
+    return dict.fromkeys(REASON_CODES, 0)

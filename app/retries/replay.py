@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from sqlalchemy import Select, and_, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker

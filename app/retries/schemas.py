@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
@@ -56,7 +56,7 @@ class RetryRequest:
         """The request as the audit record stores it: defaults filled, times in UTC ISO-8601."""
 
         def iso(value: datetime | None) -> str | None:
-            return value.astimezone(timezone.utc).isoformat() if value else None
+            return value.astimezone(UTC).isoformat() if value else None
 
         def strs(values) -> list[str] | None:
             return [str(v) for v in values] if values is not None else None
@@ -85,8 +85,8 @@ class RetryBatchRequestSchema(Schema):
         unknown = RAISE
 
     # Naive datetimes are read as UTC.
-    since = fields.AwareDateTime(default_timezone=timezone.utc, load_default=None)
-    until = fields.AwareDateTime(default_timezone=timezone.utc, load_default=None)
+    since = fields.AwareDateTime(default_timezone=UTC, load_default=None)
+    until = fields.AwareDateTime(default_timezone=UTC, load_default=None)
     vendor_ids = _list_of(fields.Integer(strict=True, validate=validate.Range(min=1)))
     ramp_uuids = _list_of(fields.UUID())
     execution_uuids = _list_of(fields.UUID())
@@ -126,10 +126,10 @@ class RetryBatchRequestSchema(Schema):
     @post_load
     def _make_request(self, data, **kwargs) -> RetryRequest:
         if data["execution_uuids"] is None and data["until"] is None:
-            data["until"] = datetime.now(timezone.utc)
+            data["until"] = datetime.now(UTC)
         for name in ("since", "until"):
             if data[name] is not None:
-                data[name] = data[name].astimezone(timezone.utc)
+                data[name] = data[name].astimezone(UTC)
         return RetryRequest(
             since=data["since"],
             until=data["until"],

@@ -223,7 +223,7 @@ def _insert_executions(
     ids = _reserve_ids(session, "or_ramp_executions", len(executions))
     rows: list[RampExecution] = []
     with_project: list[tuple[RampExecution, dict]] = []
-    for item, execution_id in zip(executions, ids):
+    for item, execution_id in zip(executions, ids, strict=True):
         ramp = ramps[item["ramp_uuid"]]
         created_at: datetime = item["created_at"]
         execution = RampExecution(

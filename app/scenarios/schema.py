@@ -7,7 +7,7 @@ messages. Unknown keys are rejected at every level.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, fields, validate, validates_schema
@@ -18,7 +18,7 @@ from app.models.executions import EXECUTION_STATUSES
 from app.models.identity import ROLES
 from app.models.ramps import DEFAULT_STEPS, RAMP_STATUSES, STEP_TYPES
 
-_UTC_DATETIME = dict(format="iso", default_timezone=timezone.utc)
+_UTC_DATETIME = dict(format="iso", default_timezone=UTC)
 
 
 def _name(max_length: int) -> validate.Length:

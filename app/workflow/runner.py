@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy.orm import Session
-
 from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
 
 from app.models import CrmIntegration, Ramp, RampExecution, RampVersion
 from app.models.base import utcnow

@@ -5,9 +5,10 @@ classified failure, and records what it made in `ctx.state` for the steps after 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from sqlalchemy import bindparam, func, insert, select
@@ -25,7 +26,6 @@ from app.workflow.errors import (
     ModuleTimeoutError,
     RateLimitError,
 )
-
 
 # Built once: constructing a statement costs more Python time than running it, and these run on
 # every replay and trigger.

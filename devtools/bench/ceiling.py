@@ -33,9 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
-import psycopg2  # noqa: E402
-from psycopg2.extras import Json  # noqa: E402
+import common
+import psycopg2
+from psycopg2.extras import Json
 
 # Config-category rows are skipped by the endpoint and rows with a linked project would violate
 # the one-project-per-execution index, so the raw claim leaves both out too.
@@ -129,13 +129,13 @@ class EndpointClaim:
         if claimed is None:
             return None
         columns = [d.name for d in cur.description]
-        claimed = dict(zip(columns, claimed))
+        claimed = dict(zip(columns, claimed, strict=True))
         self.after = (claimed["created_at"], claimed["id"])
         self._execute(cur, "recheck", self.params | {"execution_id": claimed["id"]})
         cur.fetchone()
         cur.execute(self.load_sql, {"execution_id": claimed["id"]})
         loaded: dict = {}
-        for column, value in zip([d.name for d in cur.description], cur.fetchone()):
+        for column, value in zip([d.name for d in cur.description], cur.fetchone(), strict=True):
             loaded.setdefault(column, value)  # the execution's columns come first; later ones repeat names
         return (loaded["id"], loaded["uuid"],
                 loaded["vendor_id"], loaded["ramp_id"],

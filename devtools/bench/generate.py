@@ -24,13 +24,13 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402  (puts the repo root on sys.path)
-from psycopg2 import sql  # noqa: E402
+import common
+from psycopg2 import sql
 
 RUNTIME_REGRESSION = "cannot access local variable 'new_task' where it is not associated with a value"
 
@@ -164,11 +164,10 @@ class Timer:
 
 
 def _error_catalog_values(mix, scope: str) -> list[tuple]:
-    rows, lo = [], 0.0
-    for bucket, (hi, etype, category, step, message) in enumerate(mix, start=1):
-        rows.append((scope, bucket, etype, category, step, message))
-        lo = hi
-    return rows
+    return [
+        (scope, bucket, etype, category, step, message)
+        for bucket, (_share, etype, category, step, message) in enumerate(mix, start=1)
+    ]
 
 
 def _thresholds(mix) -> list[float]:
@@ -474,7 +473,7 @@ SELECT reason, count(*) FROM (
 def expected_reasons(conn, since: str, until: str) -> dict[str, int]:
     with conn.cursor() as cur:
         cur.execute(EXPECTED_REASONS_SQL, (since, until))
-        return {reason: n for reason, n in cur.fetchall()}
+        return dict(cur.fetchall())
 
 
 # --------------------------------------------------------------------------- API key
@@ -546,7 +545,7 @@ def generate(url: str, args: argparse.Namespace) -> dict:
     timer = Timer()
     with timer.step("create/migrate database"):
         prepare_database(url, args.reset)
-    anchor = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    anchor = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     with common.connect(url) as conn:
         with conn.cursor() as cur:
             ensure_empty(cur)
@@ -558,9 +557,8 @@ def generate(url: str, args: argparse.Namespace) -> dict:
         conn.commit()
         record = fill(conn, args, anchor, timer)
         conn.commit()
-    with timer.step("VACUUM ANALYZE"):
-        with common.connect(url, autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE")
+    with timer.step("VACUUM ANALYZE"), common.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
     with timer.step("bench API key"):
         has_key = create_bench_api_key(url) is not None
     fill_seconds = timer.total
@@ -574,7 +572,7 @@ def generate(url: str, args: argparse.Namespace) -> dict:
             "status": "complete",
             "data_version": common.DATA_VERSION,
             "params": params,
-            "generated_at": datetime.now(timezone.utc).isoformat(),
+            "generated_at": datetime.now(UTC).isoformat(),
             "duration_s": fill_seconds,
             "steps_s": timer.steps,
             "database_size": size,

@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
-import generate  # noqa: E402
-import psutil  # noqa: E402
-from sqlalchemy import event  # noqa: E402
+import common
+import generate
+import psutil
+from sqlalchemy import event
 
 ENDPOINT = "/api/ramps/executions/retry-batch"
 

@@ -19,7 +19,6 @@ Not part of the test suite: it takes a few minutes and needs the whole machine.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import re
@@ -29,17 +28,18 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ceiling  # noqa: E402
-import common  # noqa: E402
-import generate  # noqa: E402
-import psutil  # noqa: E402
-import requests  # noqa: E402
-from devtools.health import wait_healthy  # noqa: E402
+import ceiling
+import common
+import generate
+import psutil
+import requests
+
+from devtools.health import wait_healthy
 
 ENDPOINT = "/api/ramps/executions/retry-batch"
 # dry: measure 1; execute: 2; ceiling: 3; statements: 4 (counts) and 5 (EXPLAIN). RSS comes with
@@ -107,7 +107,7 @@ class Server:
         )
         env.pop("SENTRY_DSN", None)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "w")
+        self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [str(common.REPO_ROOT / ".venv" / "bin" / "gunicorn"), "-w", str(workers), "--threads", str(threads),
              "-b", f"127.0.0.1:{self.port}", "--timeout", "120", "wsgi:app"],
@@ -320,7 +320,7 @@ def measure_statements(url: str, meta: dict, key: str, secret: str) -> tuple[dic
     common.reset(url, meta)
     for name in ("incident", "month"):
         w = meta["windows"][name]
-        summary, statements = recorder.record(lambda: call({"since": w["since"], "until": w["until"]}))
+        summary, statements = recorder.record(lambda w=w: call({"since": w["since"], "until": w["until"]}))
         counts[f"dry_run_{name}"] = {"statements": len(statements), "matched": summary["matched"]}
         captured += [(f"dry_run_{name}", s) for s in statements]
     w = meta["windows"]["incident"]
@@ -482,7 +482,7 @@ def evaluate(result: dict) -> list[tuple[str, str, str, str]]:
 
 def print_table(rows) -> None:
     widths = [max(len(r[i]) for r in rows + [("measure", "value", "target", "verdict")]) for i in range(4)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     print(line.format("measure", "value", "target", "verdict"))
     print(line.format(*("-" * w for w in widths)))
     for r in rows:
@@ -508,7 +508,7 @@ def endpoint_available() -> str | None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     url = common.resolve_database_url(args.database_url)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     gen_args = generate.parse_args(["--executions", str(args.executions)] + (["--reset"] if args.regenerate else []))
     meta = generate.generate(url, gen_args)
@@ -557,10 +557,10 @@ def main(argv=None) -> int:
     if "ceiling" in wanted:
         print("raw-SQL ceiling:")
         result["ceiling"] = ceiling.measure(url, meta, args.levels, args.ceiling_repeat)
-    result["finished_at"] = datetime.now(timezone.utc).isoformat()
+    result["finished_at"] = datetime.now(UTC).isoformat()
 
     rows = evaluate(result)
-    result["table"] = [dict(zip(("measure", "value", "target", "verdict"), r)) for r in rows]
+    result["table"] = [dict(zip(("measure", "value", "target", "verdict"), r, strict=True)) for r in rows]
     print()
     print(f"generation: {meta['duration_s']}s for {meta['counts']['executions']:,} executions "
           f"({meta['database_size']})" + (f"; one API-key check costs {result['auth_check_ms']} ms (scrypt)"

@@ -25,7 +25,7 @@ import hmac
 import json
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -42,7 +42,7 @@ def expected_signature(secret: str, body: bytes) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class MockCrm:
@@ -116,7 +116,7 @@ class MockCrm:
         self.port = self._server.server_address[1]
         return self._server
 
-    def start(self) -> "MockCrm":
+    def start(self) -> MockCrm:
         """Serve from a background thread (library use)."""
         server = self.bind()
         self._thread = threading.Thread(target=server.serve_forever, name="mock-crm", daemon=True)
@@ -131,7 +131,7 @@ class MockCrm:
         if self._thread is not None:
             self._thread.join(5)
 
-    def __enter__(self) -> "MockCrm":
+    def __enter__(self) -> MockCrm:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -179,7 +179,7 @@ def _handler_for(crm: MockCrm):
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(min(length, _MAX_BODY)) if length > 0 else b""
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             path = urlsplit(self.path).path
             if path == "/_control":
                 return self._send(200, {"mode": crm.mode})
@@ -197,7 +197,7 @@ def _handler_for(crm: MockCrm):
                 return self._send(200, {"id": key, "object_type": "deal", "properties": {"stage": "closed_won"}})
             return self._send(404, {"error": f"no such path {path}"})
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             path = urlsplit(self.path).path
             body = self._body()
             if path == "/_control":
@@ -233,7 +233,7 @@ def _handler_for(crm: MockCrm):
                 return self._send(200, {"received": True, "signature_valid": entry["signature_valid"]})
             return self._send(404, {"error": f"no such path {path}"})
 
-        def do_DELETE(self):  # noqa: N802
+        def do_DELETE(self):
             if urlsplit(self.path).path == "/_received":
                 crm.reset()
                 return self._send(200, {"reset": True})

@@ -17,7 +17,7 @@ import json
 import socketserver
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ class SmtpSink:
             "mail_from": mail_from,
             "rcpt_to": rcpt_to,
             "subject": headers.get("Subject"),
-            "received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "data": data.decode("utf-8", "replace"),
         }
         with self._lock:
@@ -70,7 +70,7 @@ class SmtpSink:
         self.port = self._server.server_address[1]
         return self._server
 
-    def start(self) -> "SmtpSink":
+    def start(self) -> SmtpSink:
         server = self.bind()
         self._thread = threading.Thread(target=server.serve_forever, name="smtp-sink", daemon=True)
         self._thread.start()
@@ -83,7 +83,7 @@ class SmtpSink:
         if self._thread is not None:
             self._thread.join(5)
 
-    def __enter__(self) -> "SmtpSink":
+    def __enter__(self) -> SmtpSink:
         return self.start()
 
     def __exit__(self, *exc) -> None:

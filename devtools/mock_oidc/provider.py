@@ -115,7 +115,7 @@ class MockOIDCProvider:
             self._grants.clear()
 
     # --- server ----------------------------------------------------------------------------
-    def start(self) -> "MockOIDCProvider":
+    def start(self) -> MockOIDCProvider:
         self._server = make_server(self.host, self.port, self.wsgi_app, threaded=True)
         self.port = self._server.server_port
         self._thread = threading.Thread(
@@ -133,7 +133,7 @@ class MockOIDCProvider:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "MockOIDCProvider":
+    def __enter__(self) -> MockOIDCProvider:
         return self.start()
 
     def __exit__(self, *exc) -> None:

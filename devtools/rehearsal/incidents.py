@@ -19,14 +19,14 @@ from devtools.rehearsal.common import (
     ADMIN_EMAIL,
     BATCH_CAP,
     LONG_RUNNING,
+    OIDC_CLIENT_ID,
+    OIDC_CLIENT_SECRET,
     RETRY_PATH,
     SCENARIO_CRM_URL,
     SCENARIOS_DIR,
     STATUS_MARK,
     VENV_BIN,
     VIEWER_EMAIL,
-    OIDC_CLIENT_ID,
-    OIDC_CLIENT_SECRET,
     RehearsalError,
     fire_triggers,
 )
@@ -479,7 +479,7 @@ class Rehearsal:
     def check_hand_picked(self, response_body: dict, label: str) -> None:
         picked = self.expected["hand_picked"]
         got = {s["execution_uuid"]: s["reason"] for s in response_body.get("skipped", [])}
-        want = dict(zip(picked["execution_uuids"], picked["reasons"]))
+        want = dict(zip(picked["execution_uuids"], picked["reasons"], strict=True))
         self.report.check(f"{label}: reasons of hand-picked rows", want, {u: got.get(u) for u in want})
 
     def run_hand_picked(self, cmd: Command, text: str) -> str:

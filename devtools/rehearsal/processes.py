@@ -129,7 +129,7 @@ class Service:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 45) -> None:
-        log = open(self.log_path, "w")
+        log = open(self.log_path, "w")  # noqa: SIM115 (owned by the child process)
         self.process = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{self.port}", "--timeout", "300",
              "--graceful-timeout", "5", "wsgi:app"],

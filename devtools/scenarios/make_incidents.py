@@ -21,7 +21,7 @@ import argparse
 import json
 import uuid
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def uid(*parts: object) -> str:
 
 def ts(base: str, minutes: float) -> str:
     start = datetime.fromisoformat(base.replace("Z", "+00:00"))
-    return (start + timedelta(minutes=minutes)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (start + timedelta(minutes=minutes)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def integration(crm_url: str, provider: str, secret: str, path: str, **overrides: Any) -> dict:

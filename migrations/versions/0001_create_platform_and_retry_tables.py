@@ -4,8 +4,8 @@ Revision ID: 0001_platform_and_retry_tables
 Revises: (none)
 Create Date: 2026-11-23 09:38:50.947736
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001_platform_and_retry_tables'

@@ -1,18 +1,14 @@
-"""Shared pieces for the auth tests: a mock OIDC provider on 127.0.0.1:0, an app wired to it, a
-test-only blueprint guarded by `require_role`, and a helper that walks the real sign-in flow."""
+"""Helpers for the auth tests: a test-only blueprint guarded by `require_role` and helpers that walk
+the real sign-in flow. The fixtures built on them live in tests/integration/conftest.py."""
 from __future__ import annotations
 
-import dataclasses
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 from flask import Blueprint, jsonify
 
-from app import create_app
 from app.auth.access import current_actor, require_role
 from app.models.identity import ROLE_ADMIN, ROLE_VIEWER
-from devtools.mock_oidc import MockOIDCProvider
 
 CLIENT_ID = "onramp-test-client"
 CLIENT_SECRET = "onramp-test-client-secret"
@@ -20,7 +16,7 @@ ADMIN_ACTION = "/test-auth/admin-action"
 VIEWER_PAGE = "/test-auth/viewer"
 
 
-def _probe_blueprint(calls: list) -> Blueprint:
+def probe_blueprint(calls: list) -> Blueprint:
     bp = Blueprint("auth_probe", __name__)
 
     @bp.post(ADMIN_ACTION)
@@ -37,49 +33,6 @@ def _probe_blueprint(calls: list) -> Blueprint:
         return jsonify({"kind": actor.kind, "name": actor.name, "role": actor.role})
 
     return bp
-
-
-@pytest.fixture(scope="module")
-def provider():
-    with MockOIDCProvider(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as running:
-        yield running
-
-
-@pytest.fixture(autouse=False)
-def fresh_provider(provider):
-    provider.reset()
-    yield provider
-    provider.reset()
-
-
-@pytest.fixture(scope="module")
-def auth_app_and_calls(config, provider):
-    calls: list = []
-    auth_config = dataclasses.replace(
-        config,
-        oidc_metadata_url=provider.metadata_url,
-        oidc_client_id=CLIENT_ID,
-        oidc_client_secret=CLIENT_SECRET,
-        admin_email_domains=("example.com",),
-        session_cookie_secure=True,
-    )
-    application = create_app(auth_config)
-    application.register_blueprint(_probe_blueprint(calls))
-    yield application, calls
-    application.extensions["onramp_db"].dispose()
-
-
-@pytest.fixture
-def auth_app(auth_app_and_calls, fresh_provider, engine):
-    # `engine` pulls in the TRUNCATE-after-test fixture from tests/conftest.py.
-    application, calls = auth_app_and_calls
-    calls.clear()
-    return application
-
-
-@pytest.fixture
-def admin_calls(auth_app_and_calls):
-    return auth_app_and_calls[1]
 
 
 def provider_redirect(client, email: str, **params) -> str:

@@ -10,15 +10,9 @@ from app.auth import throttle
 from app.auth.api_keys import create_api_key, revoke_api_key, rotate_api_key
 from app.auth.users import create_user
 from app.models.identity import ROLE_ADMIN, ROLE_VIEWER, ApiKey, AuthThrottle
-
-from tests.integration.auth_support import (  # noqa: F401  (fixtures)
+from tests.integration.auth_support import (
     ADMIN_ACTION,
     VIEWER_PAGE,
-    admin_calls,
-    auth_app,
-    auth_app_and_calls,
-    fresh_provider,
-    provider,
     sign_in,
 )
 

@@ -6,13 +6,8 @@ import re
 from sqlalchemy import select
 
 from app.models.identity import ROLE_ADMIN, ApiKey, User
-
-from tests.integration.auth_support import (  # noqa: F401  (fixtures)
+from tests.integration.auth_support import (
     ADMIN_ACTION,
-    auth_app,
-    auth_app_and_calls,
-    fresh_provider,
-    provider,
 )
 
 CREATE_BOT = ("api-keys", "create", "--name", "runbook-bot", "--role", "ONRAMP_ADMIN")

@@ -15,17 +15,11 @@ from app.auth import throttle
 from app.auth.users import create_user, delete_user, set_user_role
 from app.models.base import utcnow
 from app.models.identity import ROLE_ADMIN, ROLE_VIEWER, AuthThrottle, UserSession
-
-from tests.integration.auth_support import (  # noqa: F401  (fixtures)
+from tests.integration.auth_support import (
     ADMIN_ACTION,
     CLIENT_ID,
     VIEWER_PAGE,
-    admin_calls,
-    auth_app,
-    auth_app_and_calls,
     curl_post,
-    fresh_provider,
-    provider,
     provider_redirect,
     session_cookie,
     sign_in,

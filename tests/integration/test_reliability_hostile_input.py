@@ -15,7 +15,17 @@ from app.retries.schemas import MAX_LIST_ITEMS, RetryBatchRequestSchema, RetryRe
 from app.signing import sign
 from app.triggers.schemas import TriggerRequestSchema
 from tests.support import scenarios as sc
-from tests.support.retry_scenarios import URL, api_key_headers, backlog, execution, iso, post, ramp, vendor, window, world
+from tests.support.retry_scenarios import (
+    URL,
+    api_key_headers,
+    execution,
+    iso,
+    post,
+    ramp,
+    vendor,
+    window,
+    world,
+)
 
 
 @pytest.fixture

@@ -17,12 +17,8 @@ from app.auth.users import create_user
 from app.models.base import utcnow
 from app.models.identity import ROLE_ADMIN, UserSession
 from app.signing import sign
-from tests.integration.auth_support import (  # noqa: F401  (fixtures)
-    auth_app,
-    auth_app_and_calls,
+from tests.integration.auth_support import (
     curl_post,
-    fresh_provider,
-    provider,
     session_cookie,
     sign_in,
 )

@@ -6,12 +6,8 @@ from sqlalchemy import select
 from app.auth.users import create_user
 from app.models import RetryBatch
 from app.models.identity import ROLE_ADMIN, ROLE_VIEWER
-from tests.integration.auth_support import (  # noqa: F401  (fixtures)
-    auth_app,
-    auth_app_and_calls,
+from tests.integration.auth_support import (
     curl_post,
-    fresh_provider,
-    provider,
     session_cookie,
     sign_in,
 )

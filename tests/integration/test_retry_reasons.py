@@ -43,7 +43,7 @@ def eligible_uuids(body) -> list[str]:
 
 def only_reason(body, reason: str, count: int = 1) -> None:
     """Exactly `count` rows skipped, all for `reason`; every other counter is zero."""
-    expected = {code: 0 for code in REASON_CODES}
+    expected = dict.fromkeys(REASON_CODES, 0)
     expected[reason] = count
     assert body["summary"]["skipped_by_reason"] == expected
 

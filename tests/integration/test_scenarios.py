@@ -5,7 +5,7 @@ import hashlib
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -70,7 +70,7 @@ def test_spec_example_loads_every_section(load, session_factory):
         execution = s.scalar(select(RampExecution))
         assert execution.uuid == uuid.UUID(data["executions"][0]["uuid"])
         assert (execution.vendor_id, execution.ramp_id, execution.ramp_version) == (1, ramp.id, 1)
-        assert execution.created_at == datetime(2026, 5, 11, 12, 35, tzinfo=timezone.utc)
+        assert execution.created_at == datetime(2026, 5, 11, 12, 35, tzinfo=UTC)
         assert execution.status_code == "ERROR" and execution.trigger_key == "deal-42"
         assert execution.trigger_payload["company"] == {"id": "c-1", "name": "Globex"}
         assert (execution.last_error_type, execution.last_error_category) == ("UnboundLocalError", "runtime")
@@ -116,7 +116,7 @@ def test_optional_keys_take_their_defaults(load, session_factory):
         assert execution.ramp_version == 1  # the ramp's current version
         assert execution.trigger_payload == {} and execution.replay_attempts == 0
         # Naive times are UTC.
-        assert execution.created_at == datetime(2026, 5, 11, 12, 0, tzinfo=timezone.utc)
+        assert execution.created_at == datetime(2026, 5, 11, 12, 0, tzinfo=UTC)
         assert execution.last_error_type is None
         assert s.scalar(select(func.count()).select_from(ExecutionLog)) == 0
 
@@ -274,9 +274,8 @@ def test_clash_with_stored_rows_is_a_validation_error(load, session_factory):
 
 
 def test_loading_needs_the_callers_transaction(session_factory):
-    with session_factory() as s:
-        with pytest.raises(RuntimeError):
-            load_scenario(s, sc.spec_example())
+    with session_factory() as s, pytest.raises(RuntimeError):
+        load_scenario(s, sc.spec_example())
 
 
 def test_file_with_broken_json_names_file_and_line(tmp_path, session_factory):

@@ -66,7 +66,7 @@ class Receiver:
         delay: float = 0.0,
         path: str | None = None,
         headers: dict[str, str] | None = None,
-    ) -> "Receiver":
+    ) -> Receiver:
         """Answer later requests (for `path` only, or for all paths) with `status` and `body`."""
         if body is None:
             raw = b'{"ok": true}' if 200 <= status < 300 else json.dumps({"error": status}).encode()
@@ -85,7 +85,7 @@ class Receiver:
                 self._by_path[path] = response
         return self
 
-    def fail_with(self, status: int = 503) -> "Receiver":
+    def fail_with(self, status: int = 503) -> Receiver:
         return self.respond(status)
 
     # -- inspection ------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class Receiver:
             return list(self._requests)
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -166,7 +166,7 @@ class Receiver:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         return self.start()
 
     def __exit__(self, *exc) -> None:

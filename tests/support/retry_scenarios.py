@@ -6,16 +6,16 @@ Every execution gets its own company id, so replays never share an account.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.auth.access import Actor
 from app.auth.api_keys import create_api_key
 from app.models.identity import ROLE_ADMIN
 from tests.support.scenarios import integration as base_integration
-from tests.support.scenarios import new_uuid  # noqa: F401  (re-exported for the retry tests)
+from tests.support.scenarios import new_uuid
 
-INCIDENT_START = datetime(2026, 5, 11, 12, 30, tzinfo=timezone.utc)
+INCIDENT_START = datetime(2026, 5, 11, 12, 30, tzinfo=UTC)
 URL = "/api/ramps/executions/retry-batch"
 SIGNING_SECRET = "retry-test-signing-secret"
 DEAD_URL = "http://127.0.0.1:9"  # nothing listens on the discard port: a fast connection error

@@ -16,8 +16,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from app.config import REPO_ROOT
 from devtools.health import wait_healthy
@@ -65,7 +65,7 @@ class ServiceProcess:
         assert self.process is not None, "service not started"
         return self.process.pid
 
-    def start(self, timeout: float = 20.0) -> "ServiceProcess":
+    def start(self, timeout: float = 20.0) -> ServiceProcess:
         command = [
             sys.executable, "-m", "gunicorn", "-w", "1", "--threads", str(self._threads),
             "-b", f"127.0.0.1:{self.port}", "--timeout", "60", "--graceful-timeout", "2", "wsgi:app",

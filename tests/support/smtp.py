@@ -29,7 +29,7 @@ class SmtpSink:
         with self._lock:
             return list(self._messages)
 
-    def start(self) -> "SmtpSink":
+    def start(self) -> SmtpSink:
         sink = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -78,7 +78,7 @@ class SmtpSink:
             self._server.shutdown()
             self._server.server_close()
 
-    def __enter__(self) -> "SmtpSink":
+    def __enter__(self) -> SmtpSink:
         return self.start()
 
     def __exit__(self, *exc) -> None:
