@@ -1,4 +1,5 @@
 """Blueprint registration: one line per feature blueprint."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -1,4 +1,5 @@
 """Flask CLI verbs (`flask --app wsgi <verb>`); each feature adds its group in register_cli."""
+
 from __future__ import annotations
 
 import click

@@ -3,6 +3,7 @@
 Everything the service needs from its environment lives here so that the rest of the code takes a
 plain `Config` object (tests build one directly instead of patching `os.environ`).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ def normalize_database_url(url: str) -> str:
     """
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 

@@ -4,6 +4,7 @@ Sessions are created with `autobegin=False`: every unit of work must open its ow
 with `with session.begin():`, so a forgotten commit or a transaction left open by a query helper
 fails loudly instead of holding row locks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -16,6 +16,7 @@ Layout under the instance dir:
 
 CLI: python -m app.embedded_db [--instance-dir DIR] start|stop|status|url|psql [--db NAME]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -242,9 +243,7 @@ def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
 def _probe(port: int, timeout: int = 2) -> str | None:
     """data_directory of the postgres answering on 127.0.0.1:port, or None if none answers."""
     try:
-        conn = psycopg2.connect(
-            host=HOST, port=port, user=SUPERUSER, dbname="postgres", connect_timeout=timeout
-        )
+        conn = psycopg2.connect(host=HOST, port=port, user=SUPERUSER, dbname="postgres", connect_timeout=timeout)
     except psycopg2.Error:
         return None
     try:
@@ -342,8 +341,7 @@ def _init_pgdata(p: _Paths) -> None:
             return
         if any(p.pgdata.iterdir()):
             raise EmbeddedPostgresError(
-                f"{p.pgdata} exists but is not a PostgreSQL data directory (no PG_VERSION); "
-                "move it away or delete it"
+                f"{p.pgdata} exists but is not a PostgreSQL data directory (no PG_VERSION); move it away or delete it"
             )
         p.pgdata.rmdir()
     _kill_orphans(p.pgdata)
@@ -378,8 +376,12 @@ def _init_pgdata(p: _Paths) -> None:
 
 
 def _pg_ctl_stop(p: _Paths, mode: str = "fast") -> None:
-    pg_ctl(["-m", mode, "-w", "-t", str(int(START_TIMEOUT)), "stop"], pgdata=p.pgdata,
-           timeout=START_TIMEOUT + 10, **_run_as_kwargs())
+    pg_ctl(
+        ["-m", mode, "-w", "-t", str(int(START_TIMEOUT)), "stop"],
+        pgdata=p.pgdata,
+        timeout=START_TIMEOUT + 10,
+        **_run_as_kwargs(),
+    )
 
 
 def _choose_port(p: _Paths, exclude: set) -> int:
@@ -409,8 +411,7 @@ def _start(p: _Paths) -> EmbeddedServer:
         )
         try:
             pg_ctl(
-                ["-w", "-t", str(int(START_TIMEOUT)), "-l", str(p.log_file), "-o", options,
-                 "start"],
+                ["-w", "-t", str(int(START_TIMEOUT)), "-l", str(p.log_file), "-o", options, "start"],
                 pgdata=p.pgdata,
                 timeout=START_TIMEOUT + 10,
                 **_run_as_kwargs(),
@@ -478,8 +479,7 @@ def ensure_server(instance_dir: Path | str = DEFAULT_INSTANCE_DIR) -> EmbeddedSe
         return _start(p)
 
 
-def get_running_server(instance_dir: Path | str = DEFAULT_INSTANCE_DIR
-                       ) -> EmbeddedServer | None:
+def get_running_server(instance_dir: Path | str = DEFAULT_INSTANCE_DIR) -> EmbeddedServer | None:
     """The running server for `instance_dir`, or None. Never starts anything."""
     return _running_server(_paths(instance_dir))
 
@@ -502,8 +502,7 @@ def stop_server(instance_dir: Path | str = DEFAULT_INSTANCE_DIR) -> bool:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             if _is_our_postmaster(info.pid, p.pgdata):
                 raise EmbeddedPostgresError(
-                    f"pg_ctl stop failed for {p.pgdata}: {exc}\n"
-                    f"--- tail of {p.log_file} ---\n{_log_tail(p)}"
+                    f"pg_ctl stop failed for {p.pgdata}: {exc}\n--- tail of {p.log_file} ---\n{_log_tail(p)}"
                 ) from exc
         return True
 
@@ -517,8 +516,7 @@ def _connect_kwargs(url_or_server: str | EmbeddedServer) -> dict:
     from sqlalchemy.engine import make_url
 
     url = make_url(url_or_server)
-    kwargs = {k: v for k, v in url.translate_connect_args(username="user").items()
-              if k != "database"}
+    kwargs = {k: v for k, v in url.translate_connect_args(username="user").items() if k != "database"}
     kwargs.update(url.query)
     return kwargs
 
@@ -529,8 +527,7 @@ def ensure_database(url_or_server: str | EmbeddedServer, dbname: str) -> None:
     `url_or_server` is an EmbeddedServer or any SQLAlchemy/libpq URL of that server (its
     database part is ignored: we connect to the `postgres` maintenance database).
     """
-    conn = psycopg2.connect(dbname="postgres", connect_timeout=10,
-                            **_connect_kwargs(url_or_server))
+    conn = psycopg2.connect(dbname="postgres", connect_timeout=10, **_connect_kwargs(url_or_server))
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
         with conn.cursor() as cur:
@@ -562,15 +559,20 @@ def _libpq_url(url: str) -> str:
 
 
 def main(argv: list | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.embedded_db",
-                                     description="Manage the embedded PostgreSQL server.",
-                                     allow_abbrev=False)  # keep psql's options for psql
-    parser.add_argument("--instance-dir", type=Path, default=DEFAULT_INSTANCE_DIR,
-                        help="default: $ONRAMP_INSTANCE_DIR or <repo>/instance")
+    parser = argparse.ArgumentParser(
+        prog="python -m app.embedded_db", description="Manage the embedded PostgreSQL server.", allow_abbrev=False
+    )  # keep psql's options for psql
+    parser.add_argument(
+        "--instance-dir",
+        type=Path,
+        default=DEFAULT_INSTANCE_DIR,
+        help="default: $ONRAMP_INSTANCE_DIR or <repo>/instance",
+    )
     parser.add_argument("command", choices=["start", "stop", "status", "url", "psql"])
     parser.add_argument("--db", default=DEFAULT_DBNAME, help="database name (default: onramp)")
-    parser.add_argument("--libpq", action="store_true",
-                        help="url: print postgresql:// instead of postgresql+psycopg2://")
+    parser.add_argument(
+        "--libpq", action="store_true", help="url: print postgresql:// instead of postgresql+psycopg2://"
+    )
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "psql":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -579,8 +581,7 @@ def main(argv: list | None = None) -> int:
         if args.command == "start":
             server = ensure_server(args.instance_dir)
             ensure_database(server, args.db)
-            print(f"embedded PostgreSQL running: pid={server.pid} port={server.port} "
-                  f"pgdata={server.pgdata}")
+            print(f"embedded PostgreSQL running: pid={server.pid} port={server.port} pgdata={server.pgdata}")
             print(f"  psql -h {HOST} -p {server.port} -U {SUPERUSER} {args.db}")
         elif args.command == "stop":
             stopped = stop_server(args.instance_dir)
@@ -591,8 +592,10 @@ def main(argv: list | None = None) -> int:
                 print(f"not running (pgdata={_paths(args.instance_dir).pgdata})")
                 return 3  # pg_ctl status convention
             ready = _same_dir(_probe(server.port), server.pgdata)
-            print(f"running pid={server.pid} port={server.port} pgdata={server.pgdata} "
-                  f"accepting_connections={'yes' if ready else 'no'}")
+            print(
+                f"running pid={server.pid} port={server.port} pgdata={server.pgdata} "
+                f"accepting_connections={'yes' if ready else 'no'}"
+            )
         elif args.command == "url":
             server = ensure_server(args.instance_dir)
             ensure_database(server, args.db)

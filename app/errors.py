@@ -8,6 +8,7 @@ Every error the service answers with looks like:
 Use cases raise `AppError` subclasses; `register_error_handlers` maps them (and Werkzeug's and
 marshmallow's errors) to HTTP in one place.
 """
+
 from __future__ import annotations
 
 import logging
@@ -147,10 +148,10 @@ def register_error_handlers(app: Flask) -> None:
         if not is_database_unavailable(exc):
             return _unexpected(exc)
         # Only the driver's first line: the full text carries the SQL and its parameters.
-        log.error("database unavailable: %s: %s", type(exc.orig).__name__,
-                  str(exc.orig).strip().partition("\n")[0])
-        return error_response("database_unavailable", "The database is unavailable; try again shortly",
-                              503, headers={"Retry-After": "5"})
+        log.error("database unavailable: %s: %s", type(exc.orig).__name__, str(exc.orig).strip().partition("\n")[0])
+        return error_response(
+            "database_unavailable", "The database is unavailable; try again shortly", 503, headers={"Retry-After": "5"}
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -1,4 +1,5 @@
 """GET /healthz: the app answers and so does its database."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

@@ -4,6 +4,7 @@
 which Flask's `get_json(silent=True)` lets through as a 500. PostgreSQL text and jsonb cannot
 hold U+0000, so a string containing it would fail at INSERT time (a 500): refuse it up front.
 """
+
 from __future__ import annotations
 
 import json

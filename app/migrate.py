@@ -1,4 +1,5 @@
 """Alembic, driven from code so `flask --app wsgi db upgrade` and the tests share one path."""
+
 from __future__ import annotations
 
 from alembic import command

@@ -10,6 +10,7 @@ environment tags, no default PII, and a scrubber that removes credentials, cooki
 bodies and trigger payloads before anything leaves the process. Without a DSN nothing is sent and
 `capture_replay_failure` is a harmless no-op.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -186,8 +187,17 @@ def log_batch_summary(
     if duration_ms is not None:
         fields["duration_ms"] = int(duration_ms)
     if request:
-        for key in ("since", "until", "vendor_ids", "ramp_uuids", "error_pattern",
-                    "suppress_notifications", "force_retry", "max_attempts", "workflow_version"):
+        for key in (
+            "since",
+            "until",
+            "vendor_ids",
+            "ramp_uuids",
+            "error_pattern",
+            "suppress_notifications",
+            "force_retry",
+            "max_attempts",
+            "workflow_version",
+        ):
             if key in request:
                 fields[key] = request[key]
         if request.get("execution_uuids") is not None:
@@ -221,8 +231,20 @@ _SECRET_HEADERS = frozenset(
     )
 )
 # Keys whose values never leave the process, wherever they appear in extra/contexts/breadcrumbs.
-_SECRET_KEY_PARTS = ("secret", "password", "passwd", "token", "authorization", "cookie",
-                     "session", "signature", "api_key", "apikey", "credential", "private_key")
+_SECRET_KEY_PARTS = (
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "authorization",
+    "cookie",
+    "session",
+    "signature",
+    "api_key",
+    "apikey",
+    "credential",
+    "private_key",
+)
 _PAYLOAD_KEYS = frozenset({"trigger_payload", "payload", "data", "body", "db.params", "request_body"})
 
 
@@ -238,8 +260,10 @@ def _scrub(value: Any, depth: int = 0) -> Any:
     if depth > 20:
         return _FILTERED
     if isinstance(value, dict):
-        return {k: (_FILTERED if isinstance(k, str) and _is_secret_key(k) else _scrub(v, depth + 1))
-                for k, v in value.items()}
+        return {
+            k: (_FILTERED if isinstance(k, str) and _is_secret_key(k) else _scrub(v, depth + 1))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_scrub(v, depth + 1) for v in value]
     return value
@@ -283,7 +307,7 @@ def scrub_event(event: dict, hint: dict | None = None) -> dict:
     # Frame locals can hold a payload or an integration object; they are not collected at all
     # (include_local_variables=False), this is the belt to those braces.
     for exc in (event.get("exception") or {}).get("values") or []:
-        for frame in ((exc.get("stacktrace") or {}).get("frames") or []):
+        for frame in (exc.get("stacktrace") or {}).get("frames") or []:
             frame.pop("vars", None)
     return event
 

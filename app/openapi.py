@@ -1,5 +1,6 @@
 """`GET /api/openapi.json`: an OpenAPI 3 description of the public endpoints, generated from the
 same marshmallow schemas the views load and dump, so the document cannot drift from the code."""
+
 from __future__ import annotations
 
 from apispec import APISpec
@@ -84,7 +85,12 @@ def build_openapi_spec() -> dict:
             "post": {
                 "summary": "CRM webhook: start an execution of the ramp",
                 "parameters": [
-                    {"name": "ramp_uuid", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}},
+                    {
+                        "name": "ramp_uuid",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
                     {
                         "name": "X-Onramp-Signature",
                         "in": "header",

@@ -12,6 +12,7 @@ connection lives in SQLAlchemy's `Connection.info`, which follows the DBAPI conn
 the pool and is cleared when that connection is replaced, exactly when the server forgets its
 prepared statements too. PREPARE is not transactional, so a rollback does not undo it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,6 +98,4 @@ def execute_prepared(
     if statement.name not in prepared:
         connection.exec_driver_sql(statement.prepare)
         prepared.add(statement.name)
-    return session.execute(
-        text(statement.execute(generic_plan=generic_plan)), {n: params[n] for n in statement.binds}
-    )
+    return session.execute(text(statement.execute(generic_plan=generic_plan)), {n: params[n] for n in statement.binds})

@@ -2,6 +2,7 @@
 
 Header format: `X-Onramp-Signature: sha256=<hex digest of the raw body>`.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,7 @@ First match wins: TEST_DATABASE_URL, then DATABASE_URL (the same server as the s
 create their own database on it), else the embedded PostgreSQL under instance/ (started if needed).
 The URL returned points at the server; callers replace its database name with their own.
 """
+
 from __future__ import annotations
 
 import os

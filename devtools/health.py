@@ -3,6 +3,7 @@
 Shared by the reliability tests' server (tests/support/server.py), the rehearsal and the bench:
 each starts gunicorn itself and must tell "ready" from "died at start-up" from "too slow".
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -12,7 +13,7 @@ import requests
 
 
 def wait_healthy(base_url: str, process: subprocess.Popen, timeout: float, interval: float = 0.2) -> str:
-    """"ready" once /healthz answers 200, "exited" if the process ends first, else "timeout"."""
+    """ "ready" once /healthz answers 200, "exited" if the process ends first, else "timeout"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -30,6 +30,7 @@ A summary table is printed at the end; the exit status is 1 if any check failed 
 command was not run, or a placeholder was not understood), so CI catches a runbook that drifted
 from the code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,10 +61,14 @@ from devtools.rehearsal.runbook import Command, parse_runbook, runbook_paths  # 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rehearse the retry-batch runbook against a running service.")
     parser.add_argument("--incident", choices=("regression", "outage", "all"), default="all")
-    parser.add_argument("--runbook", type=Path, action="append",
-                        help="runbook markdown file(s) to walk (default: every runbooks/*.md)")
-    parser.add_argument("--database-url", help="PostgreSQL server to create scratch databases on "
-                        "(default: TEST_DATABASE_URL, DATABASE_URL, else the embedded server)")
+    parser.add_argument(
+        "--runbook", type=Path, action="append", help="runbook markdown file(s) to walk (default: every runbooks/*.md)"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL server to create scratch databases on "
+        "(default: TEST_DATABASE_URL, DATABASE_URL, else the embedded server)",
+    )
     parser.add_argument("--db-name", default="onramp_rehearsal", help="prefix of the scratch databases")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases and logs")
     args = parser.parse_args(argv)
@@ -83,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         runbook.extend(parse_runbook(path))
     report.incident = "runbook"
-    report.check("runbook files found", "at least one runbooks/*.md", [str(p.name) for p in paths] or "none",
-                 bool(paths))
+    report.check(
+        "runbook files found", "at least one runbooks/*.md", [str(p.name) for p in paths] or "none", bool(paths)
+    )
     report.check("runbook commands found", "at least one", len(runbook), bool(runbook))
 
     from devtools.mock_oidc import MockOIDCProvider
@@ -122,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n" + report.table())
     failed = report.failed
-    print(f"\n{len(report.checks) - len(failed)} of {len(report.checks)} checks passed in "
-          f"{time.monotonic() - started:.0f}s; {sum(1 for c in runbook if c.ran_in)} of {len(runbook)} "
-          f"runbook commands run" + (f"; logs kept in {workdir}" if args.keep or failed else ""))
+    print(
+        f"\n{len(report.checks) - len(failed)} of {len(report.checks)} checks passed in "
+        f"{time.monotonic() - started:.0f}s; {sum(1 for c in runbook if c.ran_in)} of {len(runbook)} "
+        f"runbook commands run" + (f"; logs kept in {workdir}" if args.keep or failed else "")
+    )
     if failed:
         print("REHEARSAL FAILED:", file=sys.stderr)
         for c in failed:

@@ -9,6 +9,7 @@ TEST_DB_NAME (default `onramp_test`) lets parallel runs keep out of each other's
 Each test starts from empty tables (TRUNCATE after every test) rather than a rolled-back
 transaction, because the concurrency tests need real commits seen by other connections.
 """
+
 from __future__ import annotations
 
 import os

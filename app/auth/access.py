@@ -11,6 +11,7 @@ CSRF: a cookie travels with requests other sites make, so a cookie-authenticated
 changes state must be `Content-Type: application/json` (which a cross-site form cannot send without
 a CORS preflight we never grant); anything else is 415 before the view runs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -87,9 +88,7 @@ def _api_key_actor(key: str, secret: str) -> Actor:
 def _cookie_actor() -> Actor:
     sid = sessions.parse_sid(cookie_session.get("sid"))
     if sid is None:
-        raise Unauthorized(
-            "Sign in at /auth/login (session cookie) or send API-key headers"
-        )
+        raise Unauthorized("Sign in at /auth/login (session cookie) or send API-key headers")
     lifetimes = sessions.Lifetimes.from_config(current_app.config["ONRAMP"])
     session = get_session()
     with session.begin():
@@ -116,14 +115,9 @@ def resolve_actor() -> Actor:
 
 
 def enforce_json_for_cookie(actor: Actor) -> None:
-    if (
-        actor.kind == "user"
-        and request.method in UNSAFE_METHODS
-        and request.mimetype != "application/json"
-    ):
+    if actor.kind == "user" and request.method in UNSAFE_METHODS and request.mimetype != "application/json":
         raise UnsupportedMediaType(
-            "Cookie-authenticated requests that change state must send"
-            " Content-Type: application/json"
+            "Cookie-authenticated requests that change state must send Content-Type: application/json"
         )
 
 

@@ -4,6 +4,7 @@ The key is a public identifier and is stored only as its SHA-256 digest (so the 
 a usable key, yet a lookup stays one indexed equality). The secret is stored as a salted scrypt
 hash and compared in constant time. Every function here runs inside the caller's transaction.
 """
+
 from __future__ import annotations
 
 import base64
@@ -56,9 +57,7 @@ def _unb64(text: str) -> bytes:
 def hash_secret(secret: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
     """Encode as "scrypt$n$r$p$salt$hash" (salt and hash base64url without padding)."""
     salt = secrets.token_bytes(_SALT_BYTES)
-    digest = hashlib.scrypt(
-        secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=_HASH_BYTES, maxmem=2**26
-    )
+    digest = hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=_HASH_BYTES, maxmem=2**26)
     return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
 
 
@@ -72,9 +71,7 @@ def verify_secret(secret: str, stored: str) -> bool:
     if scheme != "scrypt" or not (1 < n <= _MAX_N and 0 < r <= _MAX_RP and 0 < p <= _MAX_RP):
         return False
     try:
-        actual = hashlib.scrypt(
-            secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=len(expected), maxmem=2**28
-        )
+        actual = hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=len(expected), maxmem=2**28)
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)
@@ -122,9 +119,7 @@ def create_api_key(
     if session.scalar(select(ApiKey.id).where(ApiKey.key_hash == key_digest(key))) is not None:
         # Deliberately vague: never confirm which other key holds this value.
         raise Conflict("that key value is already in use")
-    api_key = ApiKey(
-        name=name, key_hash=key_digest(key), secret_hash=hash_secret(secret), role=role
-    )
+    api_key = ApiKey(name=name, key_hash=key_digest(key), secret_hash=hash_secret(secret), role=role)
     session.add(api_key)
     session.flush()
     return api_key, key, secret

@@ -3,6 +3,7 @@
 Key and secret are printed once, at creation (and the secret at rotation); `list` never shows
 either -- the database does not hold them in usable form.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,7 @@ log = logging.getLogger(__name__)
 users_cli = AppGroup("users", help="People who may sign in, and their roles.")
 api_keys_cli = AppGroup("api-keys", help="Internal API keys for automation.")
 
-_role_option = click.option(
-    "--role", required=True, type=click.Choice(ROLES), help="Role to grant."
-)
+_role_option = click.option("--role", required=True, type=click.Choice(ROLES), help="Role to grant.")
 
 
 @contextmanager
@@ -60,10 +59,7 @@ def users_list() -> None:
         rows = users.list_users(session)
     click.echo(f"{'EMAIL':40} {'ROLE':15} {'CREATED':26} LAST LOGIN")
     for user in rows:
-        click.echo(
-            f"{user.email:40} {user.role:15} {_when(user.created_at):26}"
-            f" {_when(user.last_login_at)}"
-        )
+        click.echo(f"{user.email:40} {user.role:15} {_when(user.created_at):26} {_when(user.last_login_at)}")
 
 
 @users_cli.command("set-role")
@@ -109,10 +105,7 @@ def api_keys_list() -> None:
     click.echo(f"{'NAME':30} {'ROLE':15} {'STATUS':8} {'CREATED':26} LAST USED")
     for row in rows:
         status = "revoked" if row.revoked_at else "active"
-        click.echo(
-            f"{row.name:30} {row.role:15} {status:8} {_when(row.created_at):26}"
-            f" {_when(row.last_used_at)}"
-        )
+        click.echo(f"{row.name:30} {row.role:15} {status:8} {_when(row.created_at):26} {_when(row.last_used_at)}")
 
 
 @api_keys_cli.command("revoke")
@@ -132,7 +125,5 @@ def api_keys_rotate(name: str) -> None:
     with _transaction() as session:
         api_key, secret = api_keys.rotate_api_key(session, name)
     log.info("api key rotated: %s", api_key.name)
-    click.echo(
-        f"rotated API key {api_key.name!r}; the key is unchanged, the old secret no longer works"
-    )
+    click.echo(f"rotated API key {api_key.name!r}; the key is unchanged, the old secret no longer works")
     click.echo(f"secret: {secret}")

@@ -7,6 +7,7 @@ provider's JWKS. On top of that we insist on: issuer and audience (explicitly --
 does not check `aud`), expiry, a verified email, and an allowed email domain (and, for Google,
 the Workspace `hd` claim).
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,9 +74,7 @@ def get_client():
     config = _config()
     missing = missing_settings(config)
     if missing:
-        raise SignInNotConfigured(
-            f"Browser sign-in needs {', '.join(missing)}", details={"missing": missing}
-        )
+        raise SignInNotConfigured(f"Browser sign-in needs {', '.join(missing)}", details={"missing": missing})
     oauth = current_app.extensions.get("authlib.integrations.flask_client")
     if oauth is None:
         oauth = OAuth(current_app)
@@ -130,19 +129,13 @@ def finish_sign_in() -> VerifiedIdentity:
         raise SignInFailed("Sign-in failed", details={"reason": reason}) from exc
     except JoseError as exc:
         # Bad signature, unknown key, wrong iss/aud/nonce, expired token.
-        raise SignInFailed(
-            "The identity token could not be verified", details={"reason": exc.error}
-        ) from exc
+        raise SignInFailed("The identity token could not be verified", details={"reason": exc.error}) from exc
     except (requests.RequestException, ValueError, KeyError) as exc:
-        raise SignInFailed(
-            "The sign-in provider could not be reached", details={"reason": type(exc).__name__}
-        ) from exc
+        raise SignInFailed("The sign-in provider could not be reached", details={"reason": type(exc).__name__}) from exc
     claims = token.get("userinfo")
     if not claims:
         # No ID token (or no nonce in our state): nothing was verified, so nothing is granted.
-        raise SignInFailed(
-            "The provider returned no identity token", details={"reason": "no_id_token"}
-        )
+        raise SignInFailed("The provider returned no identity token", details={"reason": "no_id_token"})
     return check_claims(dict(claims), issuer=issuer, allowed_domains=config.admin_email_domains)
 
 
@@ -155,9 +148,7 @@ def _refuse(message: str, reason: str) -> SignInRefused:
     return SignInRefused(message, details={"reason": reason})
 
 
-def check_claims(
-    claims: dict, *, issuer: str, allowed_domains: tuple[str, ...]
-) -> VerifiedIdentity:
+def check_claims(claims: dict, *, issuer: str, allowed_domains: tuple[str, ...]) -> VerifiedIdentity:
     """Checks on already signature-verified claims: verified email in an allowed domain."""
     allowed = {d.lower() for d in allowed_domains}
     email = claims.get("email")

@@ -4,6 +4,7 @@ The signed `session` cookie carries only a random sid; everything that decides a
 the session was revoked, how long it has been idle, how old it is, and the user's role -- is read
 from the database on every request. Functions here run inside the caller's transaction.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -54,9 +55,7 @@ def load_active_session(
     """The live session and its user, with last_seen_at moved to now; None if it is not live."""
     now = now or utcnow()
     row = session.execute(
-        select(UserSession, User)
-        .join(User, User.id == UserSession.user_id)
-        .where(UserSession.sid == sid)
+        select(UserSession, User).join(User, User.id == UserSession.user_id).where(UserSession.sid == sid)
     ).first()
     if row is None:
         return None

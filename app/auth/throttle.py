@@ -5,6 +5,7 @@ every attempt -- right or wrong -- is answered 429 with Retry-After until the wi
 collected the failures has passed. Nothing is locked for longer than one window, so the real
 holder of a key is never locked out for good.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,9 +77,7 @@ def record_failure(session: Session, subject: str, *, now: datetime | None = Non
 
 
 def clear(session: Session, subject: str) -> None:
-    session.execute(
-        text("DELETE FROM or_auth_throttle WHERE subject = :subject"), {"subject": subject}
-    )
+    session.execute(text("DELETE FROM or_auth_throttle WHERE subject = :subject"), {"subject": subject})
 
 
 def purge_expired(session: Session, *, now: datetime | None = None) -> int:

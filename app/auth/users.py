@@ -2,6 +2,7 @@
 
 Functions run inside the caller's transaction.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import func, select

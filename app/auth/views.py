@@ -1,4 +1,5 @@
 """GET /auth/login, GET /auth/callback, POST /auth/logout, GET /auth/me."""
+
 from __future__ import annotations
 
 import base64
@@ -114,9 +115,7 @@ _LOGOUT_SCRIPT = (
     ".then(function(){location.href='/auth/login';});});"
 )
 # The page's CSP allows exactly this script and nothing else.
-_SCRIPT_HASH = "sha256-" + base64.b64encode(
-    hashlib.sha256(_LOGOUT_SCRIPT.encode()).digest()
-).decode()
+_SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_LOGOUT_SCRIPT.encode()).digest()).decode()
 
 
 def _me_html(actor: Actor) -> str:

@@ -1,4 +1,5 @@
 """Typed models, one module per aggregate. Importing this package registers every table."""
+
 from app.models.accounts import Account, ObjectEntityId, Project
 from app.models.audit import RetryBatch
 from app.models.base import Base

@@ -1,4 +1,5 @@
 """Customer accounts, their CRM entity-id linkage, and onboarding projects."""
+
 from __future__ import annotations
 
 import uuid
@@ -51,7 +52,12 @@ class Project(Base):
     __table_args__ = (
         # One project per execution, enforced by the database as the last line of defence behind
         # the `project_already_exists` filter.
-        Index("uq_or_projects_execution_id", "execution_id", unique=True, postgresql_where=text("execution_id IS NOT NULL")),
+        Index(
+            "uq_or_projects_execution_id",
+            "execution_id",
+            unique=True,
+            postgresql_where=text("execution_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

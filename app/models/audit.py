@@ -1,4 +1,5 @@
 """Audit record of every retry-batch call, dry runs included."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,5 @@
 """Executions of a ramp, their ordered log and their history (audit of actions on them)."""
+
 from __future__ import annotations
 
 import uuid
@@ -58,7 +59,9 @@ class RampExecution(Base):
     last_error_category: Mapped[str | None] = mapped_column(String(20))
     last_error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     logs: Mapped[list[ExecutionLog]] = relationship(

@@ -1,4 +1,5 @@
 """People, internal API keys, browser sessions and sign-in throttling."""
+
 from __future__ import annotations
 
 import uuid

@@ -3,6 +3,7 @@
 Rows are written in the same transaction as the work that caused them and delivered after commit.
 `suppressed` rows record what a replay withheld; they are never delivered.
 """
+
 from __future__ import annotations
 
 import uuid

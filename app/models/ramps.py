@@ -1,4 +1,5 @@
 """Ramps (a vendor's workflow) and their published versions."""
+
 from __future__ import annotations
 
 import uuid
@@ -26,7 +27,9 @@ class Ramp(Base):
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
     current_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     created_at: Mapped[datetime] = created_at_column()
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
 
     versions: Mapped[list[RampVersion]] = relationship(back_populates="ramp", order_by="RampVersion.version")
 

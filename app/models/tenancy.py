@@ -1,4 +1,5 @@
 """Vendors (tenants) and their CRM integration."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -38,7 +39,9 @@ class CrmIntegration(Base):
     webhook_url: Mapped[str | None] = mapped_column(Text)
     signing_secret: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = created_at_column()
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
 
     vendor: Mapped[Vendor] = relationship(back_populates="integration")
 

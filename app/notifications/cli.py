@@ -1,4 +1,5 @@
 """`flask --app wsgi notifications dispatch [--limit N]`: retry pending outbox rows."""
+
 from __future__ import annotations
 
 import sys

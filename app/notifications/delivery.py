@@ -5,6 +5,7 @@ Each notification is handled in its own short transaction: lock the row if it is
 then record the outcome (delivered, or still pending with `last_error`) and commit. Suppressed
 rows are never selected. Webhook receivers can also dedupe on `X-Onramp-Delivery`.
 """
+
 from __future__ import annotations
 
 import json
@@ -116,7 +117,11 @@ def _deliver_one(session: Session, notification_id: int, config: Config, report:
             report.errors[notification_id] = notification.last_error
             log.warning(
                 "notification %s (%s to %s) failed attempt %s: %s",
-                notification.uuid, notification.channel, notification.target, notification.attempts, exc,
+                notification.uuid,
+                notification.channel,
+                notification.target,
+                notification.attempts,
+                exc,
             )
             return
         notification.status = "delivered"

@@ -4,6 +4,7 @@ SMTP_URL forms: `smtp://host:port` (plain, STARTTLS when the server offers it an
 given), `smtps://host:port` (implicit TLS); `user:password@` is optional. The password is never
 logged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,7 +34,7 @@ def build_message(notification: Notification, *, sender: str) -> EmailMessage:
     # Stable id per notification: a retried delivery is recognisable as the same email.
     message["Message-ID"] = f"<{notification.uuid}@onramp>"
     lines = [
-        f"The onboarding project \"{name}\" was created.",
+        f'The onboarding project "{name}" was created.',
         "",
         f"Project: {project.get('uuid', '-')}",
         f"Account: {account.get('name', '-')} ({account.get('uuid', '-')})",

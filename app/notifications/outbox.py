@@ -6,6 +6,7 @@ audit shows what was withheld, and is never delivered.
 The rows are written with a plain INSERT ... RETURNING (no ORM unit of work): the runner writes
 them on every run, and callers only need each row's id and status back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,7 +59,16 @@ def enqueue(
 ) -> Queued:
     [queued] = enqueue_many(
         session,
-        [dict(vendor_id=vendor_id, execution_id=execution_id, channel=channel, event=event, target=target,
-              payload=payload, suppressed=suppressed)],
+        [
+            dict(
+                vendor_id=vendor_id,
+                execution_id=execution_id,
+                channel=channel,
+                event=event,
+                target=target,
+                payload=payload,
+                suppressed=suppressed,
+            )
+        ],
     )
     return queued

@@ -17,6 +17,7 @@ So a call costs a fixed number of statements whatever the number of rows in scop
 loops over rows. Request values travel as bind parameters; only the scope shape (window or
 hand-picked, optional vendor/ramp narrowing, keyset) changes the SQL text.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -285,8 +286,7 @@ def count_by_reason_sql(request: RetryRequest) -> str:
 # (50,000 rows) takes the count from about 550 to 370 ms. Run it last in its transaction: the
 # settings stay until the transaction ends, and the ordered walks must not become parallel.
 PARALLEL_COUNT_SETTINGS = (
-    "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0; "
-    "SET LOCAL min_parallel_index_scan_size = 0"
+    "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_index_scan_size = 0"
 )
 
 
@@ -362,9 +362,7 @@ LIMIT 1
 FOR UPDATE OF e SKIP LOCKED"""
 
 
-def claim_next(
-    session: Session, request: RetryRequest, *, after: tuple[datetime, int] | None
-) -> ScopedRow | None:
+def claim_next(session: Session, request: RetryRequest, *, after: tuple[datetime, int] | None) -> ScopedRow | None:
     """Lock and return the oldest eligible row after `after` that nobody else holds.
 
     Must run inside the transaction that replays the row: the lock is the only thing that keeps

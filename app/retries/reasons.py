@@ -4,6 +4,7 @@ A row in scope gets the FIRST reason that applies, in this order; a row with non
 Everything else reads this list: the eligibility SQL builds its CASE from it (eligibility.py),
 `summary.skipped_by_reason` takes its keys from it, and the runbook documents it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

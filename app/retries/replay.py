@@ -19,6 +19,7 @@ whole-scope count is the most expensive statement of a call. `remaining` is that
 figures put this call's own replays back (see `_before_own_replays`), so without concurrent
 writers they equal what a dry run just before the call would have said.
 """
+
 from __future__ import annotations
 
 import logging
@@ -351,7 +352,9 @@ def _record_failure(session_factory, request, actor, batch_id, row: ScopedRow, e
             status = eligibility.lock_for_failure_record(session, row.id)
             if status is None:
                 # Someone else holds the row (and will record their own attempt): write nothing.
-                log.warning("batch %s: %s is locked elsewhere; failure not recorded on it", batch_id, row.execution_uuid)
+                log.warning(
+                    "batch %s: %s is locked elsewhere; failure not recorded on it", batch_id, row.execution_uuid
+                )
                 return error
             execution = session.get(RampExecution, row.id)
             if status == "ERROR":

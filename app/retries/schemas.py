@@ -3,6 +3,7 @@
 The request schema turns the JSON body into a frozen `RetryRequest` with every default filled in
 (`until` defaults to the moment of parsing, so one call works on one fixed window).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -90,9 +91,7 @@ class RetryBatchRequestSchema(Schema):
     vendor_ids = _list_of(fields.Integer(strict=True, validate=validate.Range(min=1)))
     ramp_uuids = _list_of(fields.UUID())
     execution_uuids = _list_of(fields.UUID())
-    error_pattern = fields.String(
-        load_default=None, validate=validate.Length(min=1, max=MAX_ERROR_PATTERN_LENGTH)
-    )
+    error_pattern = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_ERROR_PATTERN_LENGTH))
     suppress_notifications = StrictBoolean(load_default=False)
     force_retry = StrictBoolean(load_default=False)
     max_attempts = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))

@@ -1,4 +1,5 @@
 """`POST /api/ramps/executions/retry-batch`: authorize, parse, call the use case, serialize."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request

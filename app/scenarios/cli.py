@@ -1,4 +1,5 @@
 """`flask --app wsgi scenario load FILE`."""
+
 from __future__ import annotations
 
 import sys

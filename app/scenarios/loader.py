@@ -5,6 +5,7 @@ first write, and the caller's `with session.begin():` makes the load all-or-noth
 with a handful of batched INSERTs (execution ids are reserved up front so their log entries can be
 built before the one flush), which keeps a 5,000-execution scenario to a few seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -165,9 +166,7 @@ def _insert_vendors(session: Session, vendors: list[dict], report: LoadReport) -
             report.integrations += 1
     session.flush()
     # Explicit ids bypass the sequence; move it past them so later inserts don't collide.
-    session.execute(
-        text("SELECT setval(pg_get_serial_sequence('or_vendors', 'id'), (SELECT max(id) FROM or_vendors))")
-    )
+    session.execute(text("SELECT setval(pg_get_serial_sequence('or_vendors', 'id'), (SELECT max(id) FROM or_vendors))"))
     report.vendors = len(vendors)
 
 
@@ -342,4 +341,3 @@ def _insert_people(session: Session, users: list[dict], api_keys: list[dict], re
         if item["key"] is None or item["secret"] is None:
             report.generated_credentials.append((item["name"], key, secret))
     report.api_keys = len(api_keys)
-

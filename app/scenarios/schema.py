@@ -4,6 +4,7 @@
 `app.errors.ValidationError` whose details map each bad path (`executions[3].created_at`) to its
 messages. Unknown keys are rejected at every level.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

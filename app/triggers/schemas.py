@@ -1,4 +1,5 @@
 """Request and response schemas of the trigger webhook (also the source for the OpenAPI doc)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate

@@ -5,6 +5,7 @@ integration or bad signature 401, non-JSON 415, malformed body 400, ramp not run
 execution, its history row, the run and its outbox rows commit together; the outbox is delivered
 after that commit (a failed delivery stays pending for `notifications dispatch`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -148,7 +149,10 @@ def trigger_ramp(
         result = run_execution(session, execution, version, http_timeout=config.http_timeout_seconds)
     log.info(
         "trigger ramp=%s execution=%s status=%s error=%s",
-        ramp.uuid, execution.uuid, result.status, result.error_type,
+        ramp.uuid,
+        execution.uuid,
+        result.status,
+        result.error_type,
     )
     _report_runtime_error(result, execution, ramp)
 

@@ -1,4 +1,5 @@
 """`POST /api/ramps/<ramp_uuid>/trigger`: the CRM webhook. Parse, call the use case, serialize."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request

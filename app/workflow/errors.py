@@ -4,6 +4,7 @@ The category decides what a replay can do: `config` errors need a config fix fir
 endpoint skips them unless forced); `integration` errors clear once the outside world is back;
 `runtime` errors are bugs that clear once the fix is deployed.
 """
+
 from __future__ import annotations
 
 CONFIG = "config"
@@ -51,8 +52,7 @@ CONFIG_ERROR_TYPES = frozenset(
     cls.__name__ for cls in (MissingTriggerField, MissingRelatedAccount, InvalidConfigurationError)
 )
 INTEGRATION_ERROR_TYPES = frozenset(
-    cls.__name__
-    for cls in (IntegrationConnectionError, RateLimitError, InvalidAccessTokenError, ModuleTimeoutError)
+    cls.__name__ for cls in (IntegrationConnectionError, RateLimitError, InvalidAccessTokenError, ModuleTimeoutError)
 )
 
 

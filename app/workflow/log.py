@@ -7,6 +7,7 @@ Two ways in: `append_log` adds one ORM entry (for callers that build the executi
 flush, like the scenario loader), `append_logs` writes a run's entries in one INSERT (the runner,
 where the execution row already exists and the ORM's unit of work would only add overhead).
 """
+
 from __future__ import annotations
 
 from sqlalchemy import insert

@@ -5,6 +5,7 @@ retry use case) owns the transaction, passes the flags it needs, and delivers th
 commits. The steps run inside a SAVEPOINT, so a failing step undoes only the work of this run
 (account, project, outbox rows) while the execution's status and log entries are still written.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Each step reads what it needs from the `StepContext`, raises a `WorkflowError` subclass for a
 classified failure, and records what it made in `ctx.state` for the steps after it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -139,10 +140,19 @@ def create_project(ctx: StepContext) -> str:
         raise MissingRelatedAccount("create_project needs an account: run find_or_create_account first")
     name = str(_required(ctx.payload, "company.name"))
     # The unique index on execution_id turns a duplicate into this step's error, right here.
-    project = ctx.session.connection().execute(
-        _INSERT_PROJECT,
-        {"vendor_id": ctx.execution.vendor_id, "account_id": account.id, "execution_id": ctx.execution.id, "name": name},
-    ).one()
+    project = (
+        ctx.session.connection()
+        .execute(
+            _INSERT_PROJECT,
+            {
+                "vendor_id": ctx.execution.vendor_id,
+                "account_id": account.id,
+                "execution_id": ctx.execution.id,
+                "name": name,
+            },
+        )
+        .one()
+    )
     ctx.state["project"] = project
     return f"created project {project.uuid}"
 
@@ -186,4 +196,3 @@ STEP_HANDLERS: dict[str, Callable[[StepContext], str]] = {
     "create_project": create_project,
     "notify": notify,
 }
-

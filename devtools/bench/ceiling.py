@@ -21,6 +21,7 @@ Clients drain the incident window until no row is left to claim. The database is
 generated state before every level (common.reset), exactly as before each endpoint measure, so the
 ceiling and the endpoint work on the same rows. Needs a database made by generate.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,15 +101,20 @@ class EndpointClaim:
         from app.retries.replay import LOAD_FOR_REPLAY
         from app.retries.schemas import RetryBatchRequestSchema
 
-        request = RetryBatchRequestSchema().load({
-            "since": window["since"], "until": window["until"], "dry_run": False, "suppress_notifications": True})
+        request = RetryBatchRequestSchema().load(
+            {"since": window["since"], "until": window["until"], "dry_run": False, "suppress_notifications": True}
+        )
         self.params = eligibility.bind_params(request)
         self.after: tuple | None = None
         # The same statements as eligibility.claim_next / recheck send (the claim with a generic
         # plan, as there), prepared once on this connection.
         self.statements = {
-            "claim_first": prepare("retry_claim", eligibility.claim_next_sql(request, after=False), eligibility.PARAM_TYPES),
-            "claim_after": prepare("retry_claim", eligibility.claim_next_sql(request, after=True), eligibility.PARAM_TYPES),
+            "claim_first": prepare(
+                "retry_claim", eligibility.claim_next_sql(request, after=False), eligibility.PARAM_TYPES
+            ),
+            "claim_after": prepare(
+                "retry_claim", eligibility.claim_next_sql(request, after=True), eligibility.PARAM_TYPES
+            ),
             "recheck": prepare("retry_recheck", eligibility.recheck_sql(), eligibility.PARAM_TYPES),
         }
         for statement in self.statements.values():
@@ -124,7 +130,9 @@ class EndpointClaim:
         if self.after is None:
             self._execute(cur, "claim_first", self.params)
         else:
-            self._execute(cur, "claim_after", self.params | {"after_created_at": self.after[0], "after_id": self.after[1]})
+            self._execute(
+                cur, "claim_after", self.params | {"after_created_at": self.after[0], "after_id": self.after[1]}
+            )
         claimed = cur.fetchone()
         if claimed is None:
             return None
@@ -137,10 +145,15 @@ class EndpointClaim:
         loaded: dict = {}
         for column, value in zip([d.name for d in cur.description], cur.fetchone(), strict=True):
             loaded.setdefault(column, value)  # the execution's columns come first; later ones repeat names
-        return (loaded["id"], loaded["uuid"],
-                loaded["vendor_id"], loaded["ramp_id"],
-                loaded["trigger_key"], loaded["trigger_payload"],
-                loaded["replay_attempts"])
+        return (
+            loaded["id"],
+            loaded["uuid"],
+            loaded["vendor_id"],
+            loaded["ramp_id"],
+            loaded["trigger_key"],
+            loaded["trigger_payload"],
+            loaded["replay_attempts"],
+        )
 
 
 def replay_one(cur, window: dict, batch_id: str, endpoint: EndpointClaim | None = None) -> bool:
@@ -169,27 +182,62 @@ def replay_one(cur, window: dict, batch_id: str, endpoint: EndpointClaim | None 
         account_id, account_uuid, _ = account
     project_uuid = str(uuid.uuid4())
     cur.execute(INSERT_PROJECT_SQL, (project_uuid, vendor_id, account_id, execution_id, name))
-    notification = Json({
-        "event": "PROJECT_CREATED", "vendor_id": vendor_id, "execution_uuid": str(execution_uuid),
-        "trigger_key": trigger_key, "project": {"uuid": project_uuid, "name": name},
-        "account": {"uuid": str(account_uuid), "name": name},
-    })
+    notification = Json(
+        {
+            "event": "PROJECT_CREATED",
+            "vendor_id": vendor_id,
+            "execution_uuid": str(execution_uuid),
+            "trigger_key": trigger_key,
+            "project": {"uuid": project_uuid, "name": name},
+            "account": {"uuid": str(account_uuid), "name": name},
+        }
+    )
     email = (payload.get("owner") or {}).get("email") or "nobody@example.com"
-    cur.execute(INSERT_OUTBOX_SQL, (
-        str(uuid.uuid4()), vendor_id, execution_id, f"http://127.0.0.1:9/webhooks/{vendor_id}", notification,
-        str(uuid.uuid4()), vendor_id, execution_id, email, notification,
-    ))
+    cur.execute(
+        INSERT_OUTBOX_SQL,
+        (
+            str(uuid.uuid4()),
+            vendor_id,
+            execution_id,
+            f"http://127.0.0.1:9/webhooks/{vendor_id}",
+            notification,
+            str(uuid.uuid4()),
+            vendor_id,
+            execution_id,
+            email,
+            notification,
+        ),
+    )
     if endpoint is not None:
         cur.execute("RELEASE SAVEPOINT steps")
     attempt = attempts + 1
-    cur.execute(INSERT_LOGS_SQL, (
-        execution_id, attempt, f"run started: version 2, attempt {attempt}",
-        execution_id, attempt, f"created project {project_uuid}",
-        execution_id, attempt,
-    ))
-    cur.execute(INSERT_HISTORY_SQL, (execution_id, batch_id, Json({
-        "outcome": "success", "suppress_notifications": True, "attempt": attempt,
-    })))
+    cur.execute(
+        INSERT_LOGS_SQL,
+        (
+            execution_id,
+            attempt,
+            f"run started: version 2, attempt {attempt}",
+            execution_id,
+            attempt,
+            f"created project {project_uuid}",
+            execution_id,
+            attempt,
+        ),
+    )
+    cur.execute(
+        INSERT_HISTORY_SQL,
+        (
+            execution_id,
+            batch_id,
+            Json(
+                {
+                    "outcome": "success",
+                    "suppress_notifications": True,
+                    "attempt": attempt,
+                }
+            ),
+        ),
+    )
     cur.execute(UPDATE_EXECUTION_SQL, (execution_id,))
     return True
 
@@ -222,13 +270,14 @@ def _client(dsn: str, window: dict, start, out, deadline_s: float, claim_mode: s
     out.put({"latencies_ms": latencies, "errors": errors, "t_start": t_start, "t_end": t_end})
 
 
-def run_level(url: str, window: dict, clients: int, *, deadline_s: float = 120.0,
-              claim_mode: str = "endpoint") -> dict:
+def run_level(url: str, window: dict, clients: int, *, deadline_s: float = 120.0, claim_mode: str = "endpoint") -> dict:
     """Drain the window with `clients` processes; the caller resets the data before."""
     ctx = mp.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
     dsn = common.libpq_dsn(url)
-    procs = [ctx.Process(target=_client, args=(dsn, window, start, out, deadline_s, claim_mode)) for _ in range(clients)]
+    procs = [
+        ctx.Process(target=_client, args=(dsn, window, start, out, deadline_s, claim_mode)) for _ in range(clients)
+    ]
     for p in procs:
         p.start()
     time.sleep(0.5)  # let every client connect before the clock starts
@@ -244,13 +293,19 @@ def run_level(url: str, window: dict, clients: int, *, deadline_s: float = 120.0
         "errors": sum(r["errors"] for r in results),
         "wall_s": round(wall, 3),
         "tps": round(len(latencies) / wall, 1) if wall > 0 else None,
-        "latency_ms": {k: (round(v, 2) if isinstance(v, float) else v)
-                       for k, v in common.summarize(latencies).items()},
+        "latency_ms": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in common.summarize(latencies).items()},
     }
 
 
-def measure(url: str, meta: dict, clients_levels: list[int], repeat: int = 1,
-            window_name: str = "incident", reset=common.reset, claim_mode: str = "endpoint") -> list[dict]:
+def measure(
+    url: str,
+    meta: dict,
+    clients_levels: list[int],
+    repeat: int = 1,
+    window_name: str = "incident",
+    reset=common.reset,
+    claim_mode: str = "endpoint",
+) -> list[dict]:
     """Ceiling at each concurrency level: median of `repeat` drains, each after a reset."""
     window = meta["windows"][window_name]
     levels = []
@@ -261,17 +316,22 @@ def measure(url: str, meta: dict, clients_levels: list[int], repeat: int = 1,
             runs.append(run_level(url, window, clients, claim_mode=claim_mode))
         tps = [r["tps"] for r in runs if r["tps"]]
         summary = common.summarize(tps)
-        levels.append({
-            "clients": clients,
-            "tps_median": summary["median"],
-            "tps_p95": summary["p95"],
-            "runs": runs,
-        })
+        levels.append(
+            {
+                "clients": clients,
+                "tps_median": summary["median"],
+                "tps_p95": summary["p95"],
+                "runs": runs,
+            }
+        )
         last = runs[-1]
-        print(f"  ceiling clients={clients}: {summary['median']:.0f} tx/s median over {len(runs)} run(s) "
-              f"({last['transactions']} tx in {last['wall_s']}s, latency p50 "
-              f"{last['latency_ms']['median']} ms, p95 {last['latency_ms']['p95']} ms, "
-              f"errors {last['errors']})", flush=True)
+        print(
+            f"  ceiling clients={clients}: {summary['median']:.0f} tx/s median over {len(runs)} run(s) "
+            f"({last['transactions']} tx in {last['wall_s']}s, latency p50 "
+            f"{last['latency_ms']['median']} ms, p95 {last['latency_ms']['p95']} ms, "
+            f"errors {last['errors']})",
+            flush=True,
+        )
     reset(url, meta)
     return levels
 
@@ -282,15 +342,18 @@ def main(argv=None) -> int:
     p.add_argument("--clients", default="1,2,4,8", help="comma-separated concurrency levels")
     p.add_argument("--repeat", type=int, default=1, help="drains per level (median reported)")
     p.add_argument("--window", default="incident", choices=["incident", "month"])
-    p.add_argument("--claim", default="endpoint", choices=["endpoint", "simple"],
-                   help="endpoint: the endpoint's own claim, re-check and load; simple: a bare claim")
+    p.add_argument(
+        "--claim",
+        default="endpoint",
+        choices=["endpoint", "simple"],
+        help="endpoint: the endpoint's own claim, re-check and load; simple: a bare claim",
+    )
     p.add_argument("--json-out", type=Path, help="also write the result as JSON here")
     args = p.parse_args(argv)
     url = common.resolve_database_url(args.database_url)
     meta = common.read_meta(url)
     if not common.is_generated(meta):
-        print(f"error: {common.redacted(url)} holds no complete bench data; run generate.py first",
-              file=sys.stderr)
+        print(f"error: {common.redacted(url)} holds no complete bench data; run generate.py first", file=sys.stderr)
         return 2
     levels = [int(c) for c in args.clients.split(",") if c.strip()]
     print(f"raw-SQL ceiling on {common.redacted(url)}, {args.window} window, {args.claim} claim")

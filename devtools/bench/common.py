@@ -4,6 +4,7 @@ the reset that lets every measure drain the same rows.
 The scripts are run by path (`.venv/bin/python devtools/bench/run.py`), so importing this module
 also puts the repository root on sys.path for `import app`.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,10 +66,8 @@ def redacted(url: str) -> str:
 
 @contextmanager
 def connect(url: str, *, autocommit: bool = False, dbname: str | None = None) -> Iterator:
-    dsn = libpq_dsn(make_url(url).set(database=dbname).render_as_string(hide_password=False)
-                    if dbname else url)
-    conn = psycopg2.connect(dsn, application_name="onramp-bench",
-                            options="-c timezone=UTC -c statement_timeout=0")
+    dsn = libpq_dsn(make_url(url).set(database=dbname).render_as_string(hide_password=False) if dbname else url)
+    conn = psycopg2.connect(dsn, application_name="onramp-bench", options="-c timezone=UTC -c statement_timeout=0")
     conn.autocommit = autocommit
     try:
         yield conn

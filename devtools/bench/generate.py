@@ -18,6 +18,7 @@ check runs against a realistically large or_projects.
 Every row is made by INSERT ... SELECT over generate_series; random() is seeded, so two runs with
 the same parameters make the same data (up to uuids and the time anchor).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,13 @@ RUNTIME_REGRESSION = "cannot access local variable 'new_task' where it is not as
 # bucket on a uniform draw, so each mix reads as cumulative shares.
 BACKGROUND_ERRORS = [
     (0.09, "MissingTriggerField", "config", "find_or_create_account", "trigger payload has no 'company.id'"),
-    (0.11, "MissingRelatedAccount", "config", "create_project",
-     "create_project needs an account: run find_or_create_account first"),
+    (
+        0.11,
+        "MissingRelatedAccount",
+        "config",
+        "create_project",
+        "create_project needs an account: run find_or_create_account first",
+    ),
     (0.12, "InvalidConfigurationError", "config", None, "unknown step type 'create_task'"),
     (0.27, "IntegrationConnectionError", "integration", "notify", "cannot reach CRM: ConnectionError"),
     (0.35, "RateLimitError", "integration", "notify", "CRM rate limit hit (429)"),
@@ -74,8 +80,9 @@ SEED = 0.4242
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--database-url", help="target database (default: onramp_bench on DATABASE_URL's "
-                   "server or the embedded server)")
+    p.add_argument(
+        "--database-url", help="target database (default: onramp_bench on DATABASE_URL's server or the embedded server)"
+    )
     p.add_argument("--reset", action="store_true", help="drop and recreate the database first")
     p.add_argument("--executions", type=int, default=1_000_000, help="total executions (incident included)")
     p.add_argument("--error-rate", type=float, default=0.05, help="share of ERROR rows (incident included)")
@@ -84,8 +91,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vendors", type=int, default=500)
     p.add_argument("--ramps", type=int, default=2_000)
     p.add_argument("--days", type=int, default=30)
-    p.add_argument("--success-projects", type=float, default=1.0,
-                   help="share of SUCCESS executions that have their project (production: all of them)")
+    p.add_argument(
+        "--success-projects",
+        type=float,
+        default=1.0,
+        help="share of SUCCESS executions that have their project (production: all of them)",
+    )
     p.add_argument("--json", action="store_true", help="print the generation record as JSON")
     args = p.parse_args(argv)
     if args.ramps < args.vendors:
@@ -189,13 +200,30 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
     inc1 = inc0 + window
     version_switch = anchor - timedelta(days=10)
     p = dict(
-        n_bg=n_bg, n_bg_err=n_bg_err, n_inc=n_inc, n_vendors=args.vendors, n_ramps=args.ramps,
-        b0=b0, span=span, inc0=inc0, window=window, anchor=anchor, version_switch=version_switch,
-        companies=COMPANIES_PER_VENDOR, accounts=ACCOUNTS_PER_VENDOR, seed=SEED,
-        bg_thresholds=_thresholds(BACKGROUND_ERRORS), inc_thresholds=_thresholds(INCIDENT_ERRORS),
-        bg_x1=BACKGROUND_EXTRAS[0], bg_x2=BACKGROUND_EXTRAS[1], bg_x3=BACKGROUND_EXTRAS[2],
-        inc_x1=INCIDENT_EXTRAS[0], inc_x2=INCIDENT_EXTRAS[1], inc_x3=INCIDENT_EXTRAS[2],
-        success_log_share=SUCCESS_LOG_SHARE, success_projects=args.success_projects,
+        n_bg=n_bg,
+        n_bg_err=n_bg_err,
+        n_inc=n_inc,
+        n_vendors=args.vendors,
+        n_ramps=args.ramps,
+        b0=b0,
+        span=span,
+        inc0=inc0,
+        window=window,
+        anchor=anchor,
+        version_switch=version_switch,
+        companies=COMPANIES_PER_VENDOR,
+        accounts=ACCOUNTS_PER_VENDOR,
+        seed=SEED,
+        bg_thresholds=_thresholds(BACKGROUND_ERRORS),
+        inc_thresholds=_thresholds(INCIDENT_ERRORS),
+        bg_x1=BACKGROUND_EXTRAS[0],
+        bg_x2=BACKGROUND_EXTRAS[1],
+        bg_x3=BACKGROUND_EXTRAS[2],
+        inc_x1=INCIDENT_EXTRAS[0],
+        inc_x2=INCIDENT_EXTRAS[1],
+        inc_x3=INCIDENT_EXTRAS[2],
+        success_log_share=SUCCESS_LOG_SHARE,
+        success_projects=args.success_projects,
     )
     cur = conn.cursor()
     # Generation only: the data is rebuilt from scratch if the server dies mid-way.
@@ -211,7 +239,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
             """
             INSERT INTO or_vendors (id, name, created_at)
             SELECT v, 'Vendor ' || v, %(b0)s - interval '400 days' FROM generate_series(1, %(n_vendors)s) v
-            """, p)
+            """,
+            p,
+        )
         cur.execute(
             """
             INSERT INTO or_crm_integrations (vendor_id, provider, user_configured, token_revoked,
@@ -224,7 +254,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                    md5('bench-signing-' || v), %(b0)s - interval '300 days', %(b0)s - interval '300 days'
             FROM generate_series(1, %(n_vendors)s) v
             WHERE v %% 50 <> 35
-            """, p)
+            """,
+            p,
+        )
         cur.execute(
             """
             INSERT INTO or_ramps (id, uuid, vendor_id, name, status, current_version, created_at, updated_at)
@@ -234,9 +266,12 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                    CASE WHEN r %% 100 = 23 THEN 1 ELSE 2 END,
                    %(b0)s - interval '200 days', %(version_switch)s
             FROM generate_series(1, %(n_ramps)s) r
-            """, p)
-        steps = json.dumps({"steps": [{"type": "find_or_create_account"}, {"type": "create_project"},
-                                      {"type": "notify"}]})
+            """,
+            p,
+        )
+        steps = json.dumps(
+            {"steps": [{"type": "find_or_create_account"}, {"type": "create_project"}, {"type": "notify"}]}
+        )
         cur.execute(
             """
             INSERT INTO or_ramp_versions (ramp_id, version, draft, definition, created_at)
@@ -245,7 +280,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
             FROM or_ramps r CROSS JOIN generate_series(1, 2) v
             WHERE v <= r.current_version
             ORDER BY r.id, v
-            """, dict(p, steps=steps))
+            """,
+            dict(p, steps=steps),
+        )
 
     with timer.step("accounts and entity links"):
         cur.execute(
@@ -255,14 +292,18 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                    %(b0)s - interval '60 days'
             FROM generate_series(1, %(n_vendors)s) v CROSS JOIN generate_series(0, %(accounts)s - 1) k
             ORDER BY 1
-            """, p)
+            """,
+            p,
+        )
         cur.execute(
             """
             INSERT INTO or_object_entity_ids (id, vendor_id, account_id, object_type, external_id, created_at)
             SELECT id, vendor_id, id, 'company',
                    'c-' || vendor_id || '-' || ((id - 1) %% %(accounts)s), created_at
             FROM or_accounts ORDER BY id
-            """, p)
+            """,
+            p,
+        )
 
     with timer.step("plan the executions (temp tables)"):
         cur.execute("SELECT setseed(%(seed)s)", p)
@@ -273,16 +314,20 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                    random() AS r_time, random() AS r_ramp, random() AS r_kind,
                    random() AS r_company, random() AS r_extra
             FROM generate_series(1, %(n_bg)s + %(n_inc)s) g
-            """, p)
+            """,
+            p,
+        )
         cur.execute(
             """
             CREATE TEMP TABLE bench_error_kind (
                 scope text, bucket int, error_type text, category text, step text, message text
             ) ON COMMIT DROP
-            """)
+            """
+        )
         cur.executemany(
             "INSERT INTO bench_error_kind VALUES (%s, %s, %s, %s, %s, %s)",
-            _error_catalog_values(BACKGROUND_ERRORS, "bg") + _error_catalog_values(INCIDENT_ERRORS, "inc"))
+            _error_catalog_values(BACKGROUND_ERRORS, "bg") + _error_catalog_values(INCIDENT_ERRORS, "inc"),
+        )
         cur.execute(
             """
             CREATE TEMP TABLE bench_plan ON COMMIT DROP AS
@@ -312,7 +357,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                         THEN 1 + (d.g %% 2) ELSE 0 END AS replay_attempts,
                    'deal-' || d.g AS trigger_key
             FROM bench_draw d
-            """, p)
+            """,
+            p,
+        )
         cur.execute("ALTER TABLE bench_plan ADD PRIMARY KEY (g)")
         # Later SUCCESS duplicates: the i-th ERROR row flagged has_duplicate takes over the i-th
         # background SUCCESS row's identity (same ramp and trigger key, a few minutes later).
@@ -327,7 +374,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                    created_at = src.created_at + interval '7 minutes', r_extra = 1.0
               FROM src
              WHERE t.g = %(n_bg_err)s + src.i
-            """, p)
+            """,
+            p,
+        )
         cur.execute(
             """
             CREATE TEMP TABLE bench_rows ON COMMIT DROP AS
@@ -337,7 +386,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
             FROM bench_plan p
             LEFT JOIN bench_error_kind k
                    ON k.scope = CASE WHEN p.incident THEN 'inc' ELSE 'bg' END AND k.bucket = p.bucket
-            """, p)
+            """,
+            p,
+        )
         cur.execute("ANALYZE bench_rows")
 
     with timer.step(f"insert {n_total:,} executions"):
@@ -367,7 +418,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                                        ELSE interval '2 seconds' END
             FROM bench_rows b
             ORDER BY b.id
-            """, p)
+            """,
+            p,
+        )
 
     with timer.step("execution logs, projects, history"):
         # One ERROR entry per ERROR execution (its last attempt); two INFO lines for a share of
@@ -391,7 +444,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                 WHERE NOT b.is_error AND b.r_extra < %(success_log_share)s
             ) x
             ORDER BY id, n
-            """, p)
+            """,
+            p,
+        )
         cur.execute(
             """
             INSERT INTO or_projects (uuid, vendor_id, account_id, execution_id, name, created_at)
@@ -401,7 +456,9 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
             FROM bench_rows b
             WHERE b.has_project OR (NOT b.is_error AND (b.g::bigint * 7919) %% 10000 < %(success_projects)s * 10000)
             ORDER BY b.id
-            """, p)
+            """,
+            p,
+        )
         cur.execute(
             """
             INSERT INTO or_workflow_history (execution_id, action, actor, batch_id, details, created_at)
@@ -410,19 +467,31 @@ def fill(conn, args: argparse.Namespace, anchor: datetime, timer: Timer) -> dict
                    b.created_at + a * interval '30 minutes'
             FROM bench_rows b CROSS JOIN LATERAL generate_series(1, b.replay_attempts) a
             WHERE b.replay_attempts > 0 ORDER BY b.id, a
-            """)
+            """
+        )
 
     with timer.step("sequences, snapshot, metadata"):
-        for table in ("or_vendors", "or_crm_integrations", "or_ramps", "or_ramp_versions", "or_accounts",
-                      "or_object_entity_ids", "or_ramp_executions", "or_execution_logs", "or_projects",
-                      "or_workflow_history"):
+        for table in (
+            "or_vendors",
+            "or_crm_integrations",
+            "or_ramps",
+            "or_ramp_versions",
+            "or_accounts",
+            "or_object_entity_ids",
+            "or_ramp_executions",
+            "or_execution_logs",
+            "or_projects",
+            "or_workflow_history",
+        ):
             cur.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT COALESCE(max(id), 0) + 1 FROM {table}), false)")
+                f"(SELECT COALESCE(max(id), 0) + 1 FROM {table}), false)"
+            )
         cur.execute(f"DROP TABLE IF EXISTS {common.SNAPSHOT_TABLE}")
         cur.execute(
             f"CREATE TABLE {common.SNAPSHOT_TABLE} AS SELECT id, {', '.join(common.SNAPSHOT_COLUMNS)} "
-            f"FROM or_ramp_executions WHERE status_code = 'ERROR'")
+            f"FROM or_ramp_executions WHERE status_code = 'ERROR'"
+        )
         cur.execute(f"ALTER TABLE {common.SNAPSHOT_TABLE} ADD PRIMARY KEY (id)")
         baseline = {}
         for table in common.GROWN_TABLES:
@@ -534,14 +603,18 @@ def generate(url: str, args: argparse.Namespace) -> dict:
     params = params_of(args)
     meta = None if args.reset else common.read_meta(url)
     if common.is_generated(meta, params):
-        print(f"bench database {common.redacted(url)} already generated "
-              f"({meta['generated_at']}, {meta['duration_s']}s); use --reset to rebuild")
+        print(
+            f"bench database {common.redacted(url)} already generated "
+            f"({meta['generated_at']}, {meta['duration_s']}s); use --reset to rebuild"
+        )
         return meta
     if meta is not None:
         # Ours but incomplete or other parameters: rebuilding it is the only safe move.
         args.reset = True
-    print(f"generating bench data in {common.redacted(url)} "
-          f"({args.executions:,} executions, {args.vendors} vendors, {args.ramps} ramps)")
+    print(
+        f"generating bench data in {common.redacted(url)} "
+        f"({args.executions:,} executions, {args.vendors} vendors, {args.ramps} ramps)"
+    )
     timer = Timer()
     with timer.step("create/migrate database"):
         prepare_database(url, args.reset)
@@ -553,7 +626,8 @@ def generate(url: str, args: argparse.Namespace) -> dict:
             cur.execute(
                 f"INSERT INTO {common.META_TABLE} VALUES ('generation', %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                (json.dumps({"status": "incomplete", "params": params}),))
+                (json.dumps({"status": "incomplete", "params": params}),),
+            )
         conn.commit()
         record = fill(conn, args, anchor, timer)
         conn.commit()
@@ -563,8 +637,7 @@ def generate(url: str, args: argparse.Namespace) -> dict:
         has_key = create_bench_api_key(url) is not None
     fill_seconds = timer.total
     with common.connect(url) as conn:
-        expected = {name: expected_reasons(conn, w["since"], w["until"])
-                    for name, w in record["windows"].items()}
+        expected = {name: expected_reasons(conn, w["since"], w["until"]) for name, w in record["windows"].items()}
         with conn.cursor() as cur:
             cur.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
             size = cur.fetchone()[0]
@@ -581,15 +654,16 @@ def generate(url: str, args: argparse.Namespace) -> dict:
             **record,
         }
         with conn.cursor() as cur:
-            cur.execute(f"UPDATE {common.META_TABLE} SET value = %s WHERE key = 'generation'",
-                        (json.dumps(meta),))
+            cur.execute(f"UPDATE {common.META_TABLE} SET value = %s WHERE key = 'generation'", (json.dumps(meta),))
         conn.commit()
     print(f"generated in {fill_seconds:.1f}s (database size {size})")
     for name, w in record["windows"].items():
         total = sum(expected[name].values())
         eligible = expected[name].get("eligible", 0)
-        print(f"  {name} window [{w['since']}, {w['until']}): {total:,} ERROR rows in scope, "
-              f"{eligible:,} expected eligible")
+        print(
+            f"  {name} window [{w['since']}, {w['until']}): {total:,} ERROR rows in scope, "
+            f"{eligible:,} expected eligible"
+        )
         print("    " + ", ".join(f"{k}={v}" for k, v in expected[name].items()))
     return meta
 

@@ -9,6 +9,7 @@ time per call of each distinct statement. `--cprofile` adds the top functions by
 Resets the data again at the end. Not a benchmark (no HTTP, one caller): a tool to see what a
 change to the replay path did; `run.py` gives the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,14 @@ def main(argv=None) -> int:
     from app import create_app
     from app.config import Config
 
-    app = create_app(Config(database_url=url, secret_key=secrets.token_hex(32), environment="bench",
-                            instance_dir=common.RESULTS_DIR / "instance"))
+    app = create_app(
+        Config(
+            database_url=url,
+            secret_key=secrets.token_hex(32),
+            environment="bench",
+            instance_dir=common.RESULTS_DIR / "instance",
+        )
+    )
     logging.getLogger("app").setLevel(logging.WARNING)
     engine = app.extensions["onramp_db"].engine
     per_statement: dict[str, list] = collections.defaultdict(lambda: [0, 0.0])
@@ -106,8 +113,10 @@ def main(argv=None) -> int:
         print("nothing was replayed", file=sys.stderr)
         return 1
     sql = sum(t for _, t in per_statement.values())
-    print(f"{args.calls} calls, {replays} replays in {wall:.2f}s = {replays / wall:.0f} replays/s, "
-          f"{wall / args.calls * 1000:.0f} ms per call; statements' wall time {sql / wall:.0%}")
+    print(
+        f"{args.calls} calls, {replays} replays in {wall:.2f}s = {replays / wall:.0f} replays/s, "
+        f"{wall / args.calls * 1000:.0f} ms per call; statements' wall time {sql / wall:.0%}"
+    )
     print(f"CPU per replay: Python {py_ms / replays:.2f} ms, PostgreSQL {pg_ms / replays:.2f} ms")
     for text, (n, t) in sorted(per_statement.items(), key=lambda kv: -kv[1][1])[:25]:
         print(f"{t * 1000 / args.calls:8.1f} ms/call {n / args.calls:6.1f}/call  {text}")

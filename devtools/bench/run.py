@@ -16,6 +16,7 @@
 
 Not part of the test suite: it takes a few minutes and needs the whole machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,17 +61,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--database-url", help="bench database (default: onramp_bench, see generate.py)")
     p.add_argument("--dry-runs", type=int, default=20, help="dry runs per window (median/p95 over them)")
     p.add_argument("--callers", default="1,2,4,8", help="concurrency levels of the executing measure")
-    p.add_argument("--drain-repeat", type=int, default=1,
-                   help="drains per concurrency level, for the endpoint and the ceiling (median)")
-    p.add_argument("--ceiling-repeat", type=int, default=3,
-                   help="drains per level for the raw-SQL ceiling (median; it is quick and noisy)")
+    p.add_argument(
+        "--drain-repeat",
+        type=int,
+        default=1,
+        help="drains per concurrency level, for the endpoint and the ceiling (median)",
+    )
+    p.add_argument(
+        "--ceiling-repeat",
+        type=int,
+        default=3,
+        help="drains per level for the raw-SQL ceiling (median; it is quick and noisy)",
+    )
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     p.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     p.add_argument("--drain-timeout", type=float, default=300.0, help="seconds before a drain gives up")
     p.add_argument("--quick", action="store_true", help="5 dry runs, callers 1 and 4: a smoke run")
     p.add_argument("--regenerate", action="store_true", help="drop and regenerate the database first")
-    p.add_argument("--measures", default=",".join(MEASURES),
-                   help=f"comma-separated subset of {','.join(MEASURES)} (default: all)")
+    p.add_argument(
+        "--measures", default=",".join(MEASURES), help=f"comma-separated subset of {','.join(MEASURES)} (default: all)"
+    )
     # Passed to the generator when the database has to be made (see generate.py --help).
     p.add_argument("--executions", type=int, default=1_000_000)
     args = p.parse_args(argv)
@@ -109,9 +119,22 @@ class Server:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
-            [str(common.REPO_ROOT / ".venv" / "bin" / "gunicorn"), "-w", str(workers), "--threads", str(threads),
-             "-b", f"127.0.0.1:{self.port}", "--timeout", "120", "wsgi:app"],
-            cwd=common.REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                str(common.REPO_ROOT / ".venv" / "bin" / "gunicorn"),
+                "-w",
+                str(workers),
+                "--threads",
+                str(threads),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--timeout",
+                "120",
+                "wsgi:app",
+            ],
+            cwd=common.REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self.peak_worker_rss = 0
         self.peak_master_rss = 0
@@ -184,8 +207,11 @@ def measure_dry_runs(caller: Caller, meta: dict, runs: int) -> dict:
             summary = payload["summary"]
         expected = meta["expected_reasons"][name]
         got = dict(summary["skipped_by_reason"], eligible=summary["eligible"])
-        mismatches = {k: {"expected": expected.get(k, 0), "endpoint": got.get(k, 0)}
-                      for k in set(expected) | set(got) if expected.get(k, 0) != got.get(k, 0)}
+        mismatches = {
+            k: {"expected": expected.get(k, 0), "endpoint": got.get(k, 0)}
+            for k in set(expected) | set(got)
+            if expected.get(k, 0) != got.get(k, 0)
+        }
         out[name] = {
             "latency_ms": _rounded(common.summarize(latencies)),
             "matched": summary["matched"],
@@ -193,16 +219,18 @@ def measure_dry_runs(caller: Caller, meta: dict, runs: int) -> dict:
             "skipped_by_reason": summary["skipped_by_reason"],
             "mismatch_with_generator": mismatches,
         }
-        print(f"  dry run {name}: matched {summary['matched']:,}, p50 {out[name]['latency_ms']['median']} ms, "
-              f"p95 {out[name]['latency_ms']['p95']} ms"
-              + (f"  (counts differ from the generator's: {mismatches})" if mismatches else ""), flush=True)
+        print(
+            f"  dry run {name}: matched {summary['matched']:,}, p50 {out[name]['latency_ms']['median']} ms, "
+            f"p95 {out[name]['latency_ms']['p95']} ms"
+            + (f"  (counts differ from the generator's: {mismatches})" if mismatches else ""),
+            flush=True,
+        )
     return out
 
 
 def drain(base: str, key: str, secret: str, window: dict, callers: int, timeout: float) -> dict:
     """`callers` threads call the executing endpoint until it has nothing left to replay."""
-    body = {"since": window["since"], "until": window["until"], "dry_run": False,
-            "suppress_notifications": True}
+    body = {"since": window["since"], "until": window["until"], "dry_run": False, "suppress_notifications": True}
     results: list[dict] = [dict(latencies=[], success=0, error=0, calls=0, failure=None) for _ in range(callers)]
     start = threading.Barrier(callers + 1)
     ends: list[float] = [0.0] * callers
@@ -248,8 +276,9 @@ def drain(base: str, key: str, secret: str, window: dict, callers: int, timeout:
     }
 
 
-def measure_executes(url: str, meta: dict, base: str, key: str, secret: str, levels: list[int],
-                     repeat: int, timeout: float) -> list[dict]:
+def measure_executes(
+    url: str, meta: dict, base: str, key: str, secret: str, levels: list[int], repeat: int, timeout: float
+) -> list[dict]:
     window = meta["windows"]["incident"]
     out = []
     for callers in levels:
@@ -259,12 +288,21 @@ def measure_executes(url: str, meta: dict, base: str, key: str, secret: str, lev
             runs.append(drain(base, key, secret, window, callers, timeout))
         rates = [r["replays_per_s"] for r in runs if r["replays_per_s"]]
         last = runs[-1]
-        out.append({"callers": callers, "replays_per_s_median": common.summarize(rates)["median"],
-                    "replays_per_s_p95": common.summarize(rates)["p95"], "runs": runs})
-        print(f"  execute callers={callers}: {out[-1]['replays_per_s_median']} replays/s "
-              f"({last['replays']} replays in {last['calls']} calls, {last['wall_s']}s; call p50 "
-              f"{last['call_latency_ms']['median']} ms, p95 {last['call_latency_ms']['p95']} ms)"
-              + (f"  FAILURES: {last['failures']}" if last["failures"] else ""), flush=True)
+        out.append(
+            {
+                "callers": callers,
+                "replays_per_s_median": common.summarize(rates)["median"],
+                "replays_per_s_p95": common.summarize(rates)["p95"],
+                "runs": runs,
+            }
+        )
+        print(
+            f"  execute callers={callers}: {out[-1]['replays_per_s_median']} replays/s "
+            f"({last['replays']} replays in {last['calls']} calls, {last['wall_s']}s; call p50 "
+            f"{last['call_latency_ms']['median']} ms, p95 {last['call_latency_ms']['p95']} ms)"
+            + (f"  FAILURES: {last['failures']}" if last["failures"] else ""),
+            flush=True,
+        )
     common.reset(url, meta)
     return out
 
@@ -303,8 +341,12 @@ def measure_statements(url: str, meta: dict, key: str, secret: str) -> tuple[dic
     from app import create_app
     from app.config import Config
 
-    config = Config(database_url=url, secret_key=secrets.token_hex(32), environment="bench",
-                    instance_dir=common.RESULTS_DIR / "instance")
+    config = Config(
+        database_url=url,
+        secret_key=secrets.token_hex(32),
+        environment="bench",
+        instance_dir=common.RESULTS_DIR / "instance",
+    )
     app = create_app(config)
     logging.getLogger("app").setLevel(logging.WARNING)  # keep request log lines out of the report
     recorder = StatementRecorder(app.extensions["onramp_db"].engine)
@@ -324,8 +366,9 @@ def measure_statements(url: str, meta: dict, key: str, secret: str) -> tuple[dic
         counts[f"dry_run_{name}"] = {"statements": len(statements), "matched": summary["matched"]}
         captured += [(f"dry_run_{name}", s) for s in statements]
     w = meta["windows"]["incident"]
-    summary, statements = recorder.record(lambda: call(
-        {"since": w["since"], "until": w["until"], "dry_run": False, "suppress_notifications": True}))
+    summary, statements = recorder.record(
+        lambda: call({"since": w["since"], "until": w["until"], "dry_run": False, "suppress_notifications": True})
+    )
     counts["execute_incident"] = {
         "statements": len(statements),
         "replays": summary["selected"],
@@ -392,17 +435,18 @@ def explain_statements(url: str, captured: list) -> list[dict]:
             cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
             text_plan = "\n".join(r[0] for r in cur.fetchall())
             conn.rollback()
-        seq_scans = sorted({n.get("Relation Name") for n in _plan_nodes(plan["Plan"])
-                            if n["Node Type"] == "Seq Scan"})
-        plans.append({
-            "phase": phase,
-            "kind": kind,
-            "statement": re.sub(r"\s+", " ", body.strip())[:160],
-            "execution_ms": plan.get("Execution Time"),
-            "seq_scans": seq_scans,
-            "seq_scan_of_executions": "or_ramp_executions" in seq_scans,
-            "plan": text_plan,
-        })
+        seq_scans = sorted({n.get("Relation Name") for n in _plan_nodes(plan["Plan"]) if n["Node Type"] == "Seq Scan"})
+        plans.append(
+            {
+                "phase": phase,
+                "kind": kind,
+                "statement": re.sub(r"\s+", " ", body.strip())[:160],
+                "execution_ms": plan.get("Execution Time"),
+                "seq_scans": seq_scans,
+                "seq_scan_of_executions": "or_ramp_executions" in seq_scans,
+                "plan": text_plan,
+            }
+        )
     return plans
 
 
@@ -436,47 +480,81 @@ def evaluate(result: dict) -> list[tuple[str, str, str, str]]:
     """(measure, value, target, verdict) rows."""
     rows = []
     dry = result.get("dry_runs", {})
-    for name, target_key, label in (("incident", "dry_run_incident_p50_ms", "dry run 5,000 in scope p50"),
-                                    ("month", "dry_run_month_p50_ms", "dry run 50,000 in scope p50")):
+    for name, target_key, label in (
+        ("incident", "dry_run_incident_p50_ms", "dry run 5,000 in scope p50"),
+        ("month", "dry_run_month_p50_ms", "dry run 50,000 in scope p50"),
+    ):
         if name in dry:
             v = dry[name]["latency_ms"]["median"]
-            rows.append((f"{label} (p95 {dry[name]['latency_ms']['p95']:.0f} ms)", f"{v:.0f} ms",
-                         f"< {TARGETS[target_key]} ms", _verdict(v < TARGETS[target_key])))
+            rows.append(
+                (
+                    f"{label} (p95 {dry[name]['latency_ms']['p95']:.0f} ms)",
+                    f"{v:.0f} ms",
+                    f"< {TARGETS[target_key]} ms",
+                    _verdict(v < TARGETS[target_key]),
+                )
+            )
     ceiling_by = {lvl["clients"]: lvl["tps_median"] for lvl in result.get("ceiling", [])}
     for lvl in result.get("execute", []):
         c, rate = lvl["callers"], lvl["replays_per_s_median"]
         lat = lvl["runs"][-1]["call_latency_ms"]
         target = {1: TARGETS["replays_per_s_1_caller"], 4: TARGETS["replays_per_s_4_callers"]}.get(c)
-        rows.append((f"execute {c} caller(s), call p50/p95 {lat['median']:.0f}/{lat['p95']:.0f} ms",
-                     f"{rate:.0f} replays/s", f">= {target}/s" if target else "-",
-                     _verdict(rate >= target) if target else "-"))
+        rows.append(
+            (
+                f"execute {c} caller(s), call p50/p95 {lat['median']:.0f}/{lat['p95']:.0f} ms",
+                f"{rate:.0f} replays/s",
+                f">= {target}/s" if target else "-",
+                _verdict(rate >= target) if target else "-",
+            )
+        )
         if c in ceiling_by and ceiling_by[c]:
             share = rate / ceiling_by[c]
-            rows.append((f"  share of raw-SQL ceiling ({ceiling_by[c]:.0f} tx/s) at {c}",
-                         f"{share:.0%}", f">= {TARGETS['ceiling_share_min']:.0%}",
-                         _verdict(share >= TARGETS["ceiling_share_min"])))
+            rows.append(
+                (
+                    f"  share of raw-SQL ceiling ({ceiling_by[c]:.0f} tx/s) at {c}",
+                    f"{share:.0%}",
+                    f">= {TARGETS['ceiling_share_min']:.0%}",
+                    _verdict(share >= TARGETS["ceiling_share_min"]),
+                )
+            )
     for lvl in result.get("ceiling", []):
         if not any(e["callers"] == lvl["clients"] for e in result.get("execute", [])):
             rows.append((f"raw-SQL ceiling at {lvl['clients']} client(s)", f"{lvl['tps_median']:.0f} tx/s", "-", "-"))
     st = result.get("statements")
     if st:
         a, b = st["dry_run_incident"]["statements"], st["dry_run_month"]["statements"]
-        rows.append(("statements per dry run (5,000 / 50,000 in scope)", f"{a} / {b}", "constant",
-                     _verdict(a == b)))
+        rows.append(("statements per dry run (5,000 / 50,000 in scope)", f"{a} / {b}", "constant", _verdict(a == b)))
         ex = st["execute_incident"]
-        rows.append((f"statements per executing call ({ex['replays']} replays)",
-                     f"{ex['statements']} ({ex['statements_per_replay']}/replay)", "-", "-"))
+        rows.append(
+            (
+                f"statements per executing call ({ex['replays']} replays)",
+                f"{ex['statements']} ({ex['statements_per_replay']}/replay)",
+                "-",
+                "-",
+            )
+        )
     rss = result.get("rss_mb")
     if rss:
-        rows.append((f"peak RSS of a serving worker (master {rss['master']}, all {rss['total']} MB)",
-                     f"{rss['worker']} MB", f"< {TARGETS['peak_rss_mb']} MB",
-                     _verdict(rss["worker"] < TARGETS["peak_rss_mb"])))
+        rows.append(
+            (
+                f"peak RSS of a serving worker (master {rss['master']}, all {rss['total']} MB)",
+                f"{rss['worker']} MB",
+                f"< {TARGETS['peak_rss_mb']} MB",
+                _verdict(rss["worker"] < TARGETS["peak_rss_mb"]),
+            )
+        )
     plans = result.get("explain")
     if plans is not None:
         bad = [p for p in plans if p["seq_scan_of_executions"]]
         kinds = sorted({p["kind"] for p in plans})
-        rows.append((f"EXPLAIN of {len(plans)} statements ({', '.join(kinds)}): seq scan of executions",
-                     f"{len(bad)}", "0", _verdict(not bad and {"scope", "claim"} <= set(kinds))))
+        rows.append(
+            (
+                f"EXPLAIN of {len(plans)} statements ({', '.join(kinds)}): seq scan of executions",
+                f"{len(bad)}",
+                "0",
+                _verdict(not bad and {"scope", "claim"} <= set(kinds)),
+            )
+        )
     return rows
 
 
@@ -517,11 +595,17 @@ def main(argv=None) -> int:
         "started_at": started.isoformat(),
         "database": common.redacted(url),
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-        "generation": {k: meta[k] for k in ("generated_at", "duration_s", "steps_s", "database_size",
-                                            "counts", "windows", "expected_reasons")},
-        "settings": {"dry_runs": args.dry_runs, "levels": args.levels, "drain_repeat": args.drain_repeat,
-                     "ceiling_repeat": args.ceiling_repeat,
-                     "gunicorn": {"workers": args.workers, "threads": args.threads}},
+        "generation": {
+            k: meta[k]
+            for k in ("generated_at", "duration_s", "steps_s", "database_size", "counts", "windows", "expected_reasons")
+        },
+        "settings": {
+            "dry_runs": args.dry_runs,
+            "levels": args.levels,
+            "drain_repeat": args.drain_repeat,
+            "ceiling_repeat": args.ceiling_repeat,
+            "gunicorn": {"workers": args.workers, "threads": args.threads},
+        },
         "targets": TARGETS,
     }
     missing = endpoint_available()
@@ -541,8 +625,9 @@ def main(argv=None) -> int:
                 if "dry" in wanted:
                     result["dry_runs"] = measure_dry_runs(Caller(server.base, key, secret), meta, args.dry_runs)
                 if "execute" in wanted:
-                    result["execute"] = measure_executes(url, meta, server.base, key, secret, args.levels,
-                                                         args.drain_repeat, args.drain_timeout)
+                    result["execute"] = measure_executes(
+                        url, meta, server.base, key, secret, args.levels, args.drain_repeat, args.drain_timeout
+                    )
             finally:
                 server.stop()
             result["rss_mb"] = {
@@ -562,9 +647,11 @@ def main(argv=None) -> int:
     rows = evaluate(result)
     result["table"] = [dict(zip(("measure", "value", "target", "verdict"), r, strict=True)) for r in rows]
     print()
-    print(f"generation: {meta['duration_s']}s for {meta['counts']['executions']:,} executions "
-          f"({meta['database_size']})" + (f"; one API-key check costs {result['auth_check_ms']} ms (scrypt)"
-                                          if result.get("auth_check_ms") else ""))
+    print(
+        f"generation: {meta['duration_s']}s for {meta['counts']['executions']:,} executions "
+        f"({meta['database_size']})"
+        + (f"; one API-key check costs {result['auth_check_ms']} ms (scrypt)" if result.get("auth_check_ms") else "")
+    )
     print_table(rows)
     out = common.RESULTS_DIR / f"bench-{stamp}.json"
     common.write_json(out, result)

@@ -15,6 +15,7 @@ Examples:
   # a deliberately bad signature (the service must answer 401)
   python devtools/mock-integrations/fire_triggers.py --scenario ... --bad-signature
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,15 @@ class FireResult:
         return 200 <= self.status < 300
 
 
-def fire(base_url: str, ramp_uuid: str, secret: str, trigger_key: str, data: dict,
-         timeout: float = 30.0, bad_signature: bool = False) -> FireResult:
+def fire(
+    base_url: str,
+    ramp_uuid: str,
+    secret: str,
+    trigger_key: str,
+    data: dict,
+    timeout: float = 30.0,
+    bad_signature: bool = False,
+) -> FireResult:
     """Send one signed trigger; returns the HTTP status and the decoded JSON answer."""
     body = json.dumps({"trigger_key": trigger_key, "data": data}).encode()
     signature = sign(secret + ("-wrong" if bad_signature else ""), body)
@@ -89,9 +97,7 @@ def ramp_from_scenario(path: str, vendor_id: int | None = None, ramp_uuid: str |
     with open(path, encoding="utf-8") as handle:
         scenario = json.load(handle)
     secrets = {
-        v["id"]: (v.get("integration") or {}).get("signing_secret")
-        for v in scenario["vendors"]
-        if v.get("integration")
+        v["id"]: (v.get("integration") or {}).get("signing_secret") for v in scenario["vendors"] if v.get("integration")
     }
     for ramp in scenario["ramps"]:
         if ramp_uuid and ramp["uuid"] != ramp_uuid:
@@ -137,8 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for n in range(1, args.count + 1):
         data = make_payload(n, stamp, args.company_name, args.owner_email)
-        result = fire(args.url, ramp_uuid, secret, f"{args.key_prefix}-{stamp}-{n}", data,
-                      timeout=args.timeout, bad_signature=args.bad_signature)
+        result = fire(
+            args.url,
+            ramp_uuid,
+            secret,
+            f"{args.key_prefix}-{stamp}-{n}",
+            data,
+            timeout=args.timeout,
+            bad_signature=args.bad_signature,
+        )
         results.append(result)
         if not args.json:
             print(f"{result.trigger_key}: {describe(result)}", flush=True)

@@ -17,6 +17,7 @@ What you (or a script) drive it with:
 Run: python devtools/mock-integrations/mock_crm.py --port 9300 --secret s3cr3t
 Use as a library: `MockCrm(secrets=["s3cr3t"]).start()` (threads; `.url`, `.set_mode()`, `.stop()`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,15 @@ def _now() -> str:
 
 
 class MockCrm:
-    def __init__(self, secrets: list[str] | None = None, host: str = "127.0.0.1", port: int = 0,
-                 mode: str = "ok", delay: float = DEFAULT_TIMEOUT_DELAY, quiet: bool = True):
+    def __init__(
+        self,
+        secrets: list[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        mode: str = "ok",
+        delay: float = DEFAULT_TIMEOUT_DELAY,
+        quiet: bool = True,
+    ):
         self.secrets = [s for s in (secrets or []) if s]
         self.host = host
         self.port = port
@@ -188,7 +196,7 @@ def _handler_for(crm: MockCrm):
             if path in ("/_health", "/healthz"):
                 return self._send(200, {"status": "ok"})
             if path.startswith("/objects/"):
-                key = unquote(path[len("/objects/"):])
+                key = unquote(path[len("/objects/") :])
                 with crm._lock:
                     crm.fetches.append({"key": key, "mode": crm._mode, "received_at": _now()})
                 failure = crm.failure()
@@ -246,15 +254,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Mock CRM: records signed webhooks, serves /objects/<key>.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9300, help="0 picks a free port (default 9300)")
-    parser.add_argument("--secret", action="append", default=[],
-                        help="signing secret(s) webhooks are checked against (repeatable)")
+    parser.add_argument(
+        "--secret", action="append", default=[], help="signing secret(s) webhooks are checked against (repeatable)"
+    )
     parser.add_argument("--mode", choices=MODES, default="ok")
-    parser.add_argument("--delay", type=float, default=DEFAULT_TIMEOUT_DELAY,
-                        help="seconds a request is held in timeout mode")
+    parser.add_argument(
+        "--delay", type=float, default=DEFAULT_TIMEOUT_DELAY, help="seconds a request is held in timeout mode"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    crm = MockCrm(secrets=args.secret, host=args.host, port=args.port, mode=args.mode, delay=args.delay,
-                  quiet=not args.verbose)
+    crm = MockCrm(
+        secrets=args.secret, host=args.host, port=args.port, mode=args.mode, delay=args.delay, quiet=not args.verbose
+    )
     server = crm.bind()
     print(f"mock CRM listening on {crm.url} (mode {crm.mode}, {len(crm.secrets)} signing secret(s))", flush=True)
     try:

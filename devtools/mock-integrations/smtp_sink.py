@@ -10,6 +10,7 @@ AUTH (any credentials; they are not recorded). No STARTTLS: point the service at
 Run: python devtools/mock-integrations/smtp_sink.py --port 2525 --dir instance/smtp-sink
 Use as a library: `SmtpSink(directory=...).start()` (a thread; `.port`, `.messages`, `.stop()`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,7 +96,7 @@ def _address(arg: str) -> str:
     _, _, rest = arg.partition(":")
     rest = rest.strip()
     if rest.startswith("<"):
-        return rest[1:rest.find(">")] if ">" in rest else rest[1:]
+        return rest[1 : rest.find(">")] if ">" in rest else rest[1:]
     return rest.split(" ", 1)[0]
 
 

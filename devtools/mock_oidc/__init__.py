@@ -13,6 +13,7 @@ authentication, single-use codes, PKCE) and a JWKS endpoint; ID tokens are RS256
 (handy for tests and curl). Tests can make it misbehave through `claim_overrides`,
 `sign_with_unknown_key` and `omit_id_token`.
 """
+
 from devtools.mock_oidc.provider import MockOIDCProvider
 
 __all__ = ["MockOIDCProvider"]

@@ -1,4 +1,5 @@
 """python -m devtools.mock_oidc --port 9400"""
+
 from __future__ import annotations
 
 import argparse

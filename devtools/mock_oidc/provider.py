@@ -1,4 +1,5 @@
 """The mock provider as a WSGI app plus a threaded server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import base64
@@ -101,9 +102,7 @@ class MockOIDCProvider:
             "scopes_supported": ["openid", "email", "profile"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256", "plain"],
-            "claims_supported": [
-                "iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified", "hd"
-            ],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified", "hd"],
         }
 
     def reset(self) -> None:
@@ -118,9 +117,7 @@ class MockOIDCProvider:
     def start(self) -> MockOIDCProvider:
         self._server = make_server(self.host, self.port, self.wsgi_app, threaded=True)
         self.port = self._server.server_port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="mock-oidc", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="mock-oidc", daemon=True)
         self._thread.start()
         return self
 

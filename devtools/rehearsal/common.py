@@ -1,4 +1,5 @@
 """Paths, fixed names and the mock modules shared by the rehearsal's parts."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -1,4 +1,5 @@
 """One incident's rehearsal: set up its world, walk the runbook in it, verify the aftermath."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ class Incident:
 
 
 class Rehearsal:
-    def __init__(self, incident: Incident, report: Report, runbook: list[Command], args, workdir: Path,
-                 crm, sink, oidc):
+    def __init__(
+        self, incident: Incident, report: Report, runbook: list[Command], args, workdir: Path, crm, sink, oidc
+    ):
         self.incident = incident
         self.expected = incident.expected
         self.report = report
@@ -121,22 +123,27 @@ class Rehearsal:
             "CURL_HOME": str(self.workdir),
             "PYTHONUNBUFFERED": "1",
         }
-        (self.workdir / ".curlrc").write_text(
-            f'silent\nshow-error\nwrite-out = "\\n{STATUS_MARK} %{{http_code}}\\n"\n'
-        )
+        (self.workdir / ".curlrc").write_text(f'silent\nshow-error\nwrite-out = "\\n{STATUS_MARK} %{{http_code}}\\n"\n')
 
         # The CLI verbs the runbook and the README rely on (the runbook's own text when it has them).
         self._setup_cli("db upgrade", "flask --app wsgi db upgrade", expect=r"upgraded")
-        load = self._setup_cli("scenario load", f"flask --app wsgi scenario load {shlex.quote(str(scenario))}",
-                               fill={"file": str(scenario), "scenario": str(scenario),
-                                     "scenario-file": str(scenario)})
+        load = self._setup_cli(
+            "scenario load",
+            f"flask --app wsgi scenario load {shlex.quote(str(scenario))}",
+            fill={"file": str(scenario), "scenario": str(scenario), "scenario-file": str(scenario)},
+        )
         loaded = _first_int(load.stdout, r"executions:\s*(\d+)")
-        r.check("scenario loaded", f"{self.expected['executions']} executions", f"{loaded} executions",
-                loaded == self.expected["executions"])
-        key = self._setup_cli("api-keys create",
-                              f"flask --app wsgi api-keys create --name rehearsal-{self.incident.name} "
-                              "--role ONRAMP_ADMIN",
-                              fill={"name": f"rehearsal-{self.incident.name}", "role": "ONRAMP_ADMIN"})
+        r.check(
+            "scenario loaded",
+            f"{self.expected['executions']} executions",
+            f"{loaded} executions",
+            loaded == self.expected["executions"],
+        )
+        key = self._setup_cli(
+            "api-keys create",
+            f"flask --app wsgi api-keys create --name rehearsal-{self.incident.name} --role ONRAMP_ADMIN",
+            fill={"name": f"rehearsal-{self.incident.name}", "role": "ONRAMP_ADMIN"},
+        )
         api_key = re.search(r"^key:\s*(\S+)", key.stdout, re.M)
         api_secret = re.search(r"^secret:\s*(\S+)", key.stdout, re.M)
         if not (api_key and api_secret):
@@ -156,17 +163,26 @@ class Rehearsal:
             "admin_email": ADMIN_EMAIL,
             "execution_uuid": (self.expected.get("hand_picked") or {}).get("execution_uuids", [""])[0],
         }
-        self.env.update({
-            "ONRAMP_URL": self.service.url, "BASE_URL": self.service.url,
-            "SESSION_COOKIE": cookie or "", "ONRAMP_API_KEY": api_key.group(1),
-            "ONRAMP_API_SECRET": api_secret.group(1), "API_KEY": api_key.group(1),
-            "API_SECRET": api_secret.group(1), "INCIDENT_START": self.expected["since"],
-            # The names the runbook's examples use.
-            "KEY": api_key.group(1), "SECRET": api_secret.group(1), "COOKIE": cookie or "",
-        })
+        self.env.update(
+            {
+                "ONRAMP_URL": self.service.url,
+                "BASE_URL": self.service.url,
+                "SESSION_COOKIE": cookie or "",
+                "ONRAMP_API_KEY": api_key.group(1),
+                "ONRAMP_API_SECRET": api_secret.group(1),
+                "API_KEY": api_key.group(1),
+                "API_SECRET": api_secret.group(1),
+                "INCIDENT_START": self.expected["since"],
+                # The names the runbook's examples use.
+                "KEY": api_key.group(1),
+                "SECRET": api_secret.group(1),
+                "COOKIE": cookie or "",
+            }
+        )
 
-    def _setup_cli(self, verb: str, default: str, expect: str | None = None,
-                   fill: dict[str, str] | None = None) -> ShellResult:
+    def _setup_cli(
+        self, verb: str, default: str, expect: str | None = None, fill: dict[str, str] | None = None
+    ) -> ShellResult:
         """Run a setup CLI verb; when the runbook shows that verb, run the runbook's own text."""
         command = default
         for cmd in self.runbook:
@@ -186,8 +202,7 @@ class Rehearsal:
         login = browser.get(self.service.url + "/auth/login", allow_redirects=False, timeout=10)
         if login.status_code != 302:
             raise RehearsalError(f"/auth/login answered {login.status_code}: {login.text[:300]}")
-        approved = requests.get(login.headers["Location"], params={"email": email}, allow_redirects=False,
-                                timeout=10)
+        approved = requests.get(login.headers["Location"], params={"email": email}, allow_redirects=False, timeout=10)
         back = browser.get(approved.headers["Location"], allow_redirects=False, timeout=10)
         if back.status_code not in (302, 303):
             raise RehearsalError(f"/auth/callback answered {back.status_code}: {back.text[:300]}")
@@ -223,12 +238,14 @@ class Rehearsal:
             headers["X-Request-ID"] = request_id
         cookies = None
         if auth == "key":
-            headers.update({"Authorization": self.values["api_key"],
-                            "or-internal-api-auth-secret": self.values["api_secret"]})
+            headers.update(
+                {"Authorization": self.values["api_key"], "or-internal-api-auth-secret": self.values["api_secret"]}
+            )
         elif auth == "cookie":
             cookies = {"session": self.values["cookie"]}
-        return requests.post(self.service.url + RETRY_PATH, data=json.dumps(body), headers=headers,
-                             cookies=cookies, timeout=300)
+        return requests.post(
+            self.service.url + RETRY_PATH, data=json.dumps(body), headers=headers, cookies=cookies, timeout=300
+        )
 
     # ------------------------------------------------------------------ walking the runbook
     def walk_runbook(self) -> None:
@@ -242,10 +259,17 @@ class Rehearsal:
                 self.report.check(f"runbook {cmd.source}", "runs", str(exc), False)
                 continue
             steps_seen.add(kind)
-        for needed, label in (("blast_radius", "the blast-radius SQL"), ("dry_run", "a dry-run call"),
-                              ("execute", "an execute call")):
-            self.report.check(f"runbook has {label}", "present",
-                              "present" if needed in steps_seen else "missing", needed in steps_seen)
+        for needed, label in (
+            ("blast_radius", "the blast-radius SQL"),
+            ("dry_run", "a dry-run call"),
+            ("execute", "an execute call"),
+        ):
+            self.report.check(
+                f"runbook has {label}",
+                "present",
+                "present" if needed in steps_seen else "missing",
+                needed in steps_seen,
+            )
 
     def run_command(self, cmd: Command) -> str:
         text = self.fill(cmd.text)
@@ -256,8 +280,9 @@ class Rehearsal:
             result = self.shell(first)
             cmd.ran_in.append(self.incident.name)
             self.prelude.append(first.strip())
-            self.report.check(f"runbook {cmd.source} `{_short(cmd.one_line)}`", "exit 0", f"exit {result.rc}",
-                              result.rc == 0)
+            self.report.check(
+                f"runbook {cmd.source} `{_short(cmd.one_line)}`", "exit 0", f"exit {result.rc}", result.rc == 0
+            )
             return "variable"
         if any(p.search(first) for p in LONG_RUNNING):
             # A server the reader starts and leaves running; the rehearsal started its equivalent.
@@ -269,10 +294,14 @@ class Rehearsal:
         result = self.shell(text)
         cmd.ran_in.append(self.incident.name)
         ok = result.rc == 0 and (result.http_status is None or 200 <= result.http_status < 300)
-        self.report.check(f"runbook {cmd.source} `{_short(cmd.one_line)}`",
-                          "exit 0" + (", HTTP 2xx" if result.http_status else ""),
-                          f"exit {result.rc}" + (f", HTTP {result.http_status}" if result.http_status else "")
-                          + (f" {result.stderr.strip()[:80]}" if result.rc else ""), ok)
+        self.report.check(
+            f"runbook {cmd.source} `{_short(cmd.one_line)}`",
+            "exit 0" + (", HTTP 2xx" if result.http_status else ""),
+            f"exit {result.rc}"
+            + (f", HTTP {result.http_status}" if result.http_status else "")
+            + (f" {result.stderr.strip()[:80]}" if result.rc else ""),
+            ok,
+        )
         return "shell"
 
     def run_sql_command(self, cmd: Command, text: str) -> str:
@@ -313,13 +342,18 @@ class Rehearsal:
 
     def check_blast_radius(self, cmd: Command, rows: list[tuple]) -> None:
         ramp_uuid = dict(self.sql("SELECT id, uuid::text FROM or_ramps"))
-        got = sorted(({"vendor_id": int(v), "ramp_uuid": ramp_uuid[int(rid)], "count": int(n)}
-                      for n, v, rid in rows), key=lambda x: (x["vendor_id"], x["ramp_uuid"]))
+        got = sorted(
+            ({"vendor_id": int(v), "ramp_uuid": ramp_uuid[int(rid)], "count": int(n)} for n, v, rid in rows),
+            key=lambda x: (x["vendor_id"], x["ramp_uuid"]),
+        )
         want = self.expected_blast_radius()
         total_got, total_want = sum(g["count"] for g in got), sum(w["count"] for w in want)
-        self.report.check(f"runbook {cmd.source} blast radius (SQL as written)",
-                          f"{len(want)} groups, {total_want} ERROR rows",
-                          f"{len(got)} groups, {total_got} ERROR rows", got == want)
+        self.report.check(
+            f"runbook {cmd.source} blast radius (SQL as written)",
+            f"{len(want)} groups, {total_want} ERROR rows",
+            f"{len(got)} groups, {total_got} ERROR rows",
+            got == want,
+        )
 
     def expected_blast_radius(self) -> list[dict]:
         return self.expected["blast_radius"]
@@ -336,8 +370,11 @@ class Rehearsal:
             changes.update(self.incident.execute_changes)
             if "suppress_notifications" not in changes:
                 # Mass recovery after a regression: the runbook's execute call must suppress.
-                self.report.check(f"runbook {cmd.source} execute sends suppress_notifications",
-                                  True, body.get("suppress_notifications"))
+                self.report.check(
+                    f"runbook {cmd.source} execute sends suppress_notifications",
+                    True,
+                    body.get("suppress_notifications"),
+                )
         command = with_body(text, changes) if changes else text
         if dry:
             result = self.call_retry(cmd, command)
@@ -351,8 +388,10 @@ class Rehearsal:
         if self.incident.name not in cmd.ran_in:
             cmd.ran_in.append(self.incident.name)
         if result.rc != 0 or result.http_status != 200 or not isinstance(result.body, dict):
-            raise RehearsalError(f"HTTP {result.http_status}, exit {result.rc}: "
-                                 f"{_fmt(result.body) if result.body else result.stderr.strip()[:200]}")
+            raise RehearsalError(
+                f"HTTP {result.http_status}, exit {result.rc}: "
+                f"{_fmt(result.body) if result.body else result.stderr.strip()[:200]}"
+            )
         self.batches.append(result.body)
         summary = result.body.get("summary") or {}
         if result.body.get("dry_run") is False and summary.get("selected"):
@@ -366,24 +405,33 @@ class Rehearsal:
         if self.executed:
             reasons = dict(self.expected["skipped_by_reason"])
             return {"matched": sum(reasons.values()), "eligible": 0, "skipped_by_reason": reasons}
-        return {"matched": self.expected["matched"], "eligible": self.expected["eligible"],
-                "skipped_by_reason": dict(self.expected["skipped_by_reason"])}
+        return {
+            "matched": self.expected["matched"],
+            "eligible": self.expected["eligible"],
+            "skipped_by_reason": dict(self.expected["skipped_by_reason"]),
+        }
 
     def check_dry_run(self, cmd: Command, body: dict) -> None:
         want = self.expected_scope()
         summary = body.get("summary", {})
         got_reasons = {k: v for k, v in (summary.get("skipped_by_reason") or {}).items() if v}
         label = f"runbook {cmd.source} dry run" + (" (after recovery)" if self.executed else "")
-        self.report.check(f"{label}: matched/eligible", (want["matched"], want["eligible"]),
-                          (summary.get("matched"), summary.get("eligible")))
+        self.report.check(
+            f"{label}: matched/eligible",
+            (want["matched"], want["eligible"]),
+            (summary.get("matched"), summary.get("eligible")),
+        )
         self.report.check(f"{label}: skipped_by_reason", want["skipped_by_reason"], got_reasons)
         selected = min(BATCH_CAP, want["eligible"])
         outcomes = {e.get("outcome") for e in body.get("eligible", [])}
-        self.report.check(f"{label}: lists the first {selected} as would_replay",
-                          (True, selected, {"would_replay"} if selected else set()),
-                          (body.get("dry_run"), len(body.get("eligible", [])), outcomes))
-        history = self.scalar("SELECT COUNT(*) FROM or_workflow_history "
-                              "WHERE action = 'WORKFLOW_HISTORY_ACTION_REPLAYED'")
+        self.report.check(
+            f"{label}: lists the first {selected} as would_replay",
+            (True, selected, {"would_replay"} if selected else set()),
+            (body.get("dry_run"), len(body.get("eligible", [])), outcomes),
+        )
+        history = self.scalar(
+            "SELECT COUNT(*) FROM or_workflow_history WHERE action = 'WORKFLOW_HISTORY_ACTION_REPLAYED'"
+        )
         self.report.check(f"{label}: changes nothing (replay history rows)", self.replayed, history)
 
     def drain(self, cmd: Command, command: str) -> None:
@@ -405,24 +453,35 @@ class Rehearsal:
                 break  # the runbook's stop condition: an identical call finds nothing more
         self.executed = True
         self.replayed += success + errors
-        self.report.check(f"runbook {cmd.source} execute until drained: calls",
-                          f"{calls_needed} + 1 empty", f"{calls - 1} + 1 empty",
-                          calls == calls_needed + 1 and last["summary"].get("selected") == 0)
+        self.report.check(
+            f"runbook {cmd.source} execute until drained: calls",
+            f"{calls_needed} + 1 empty",
+            f"{calls - 1} + 1 empty",
+            calls == calls_needed + 1 and last["summary"].get("selected") == 0,
+        )
         self.report.check(f"runbook {cmd.source} execute: success / error", (eligible, 0), (success, errors))
-        self.report.check(f"runbook {cmd.source} execute: at most {BATCH_CAP} per call, dry_run false",
-                          True, per_call_ok)
-        self.report.check(f"runbook {cmd.source} execute: last call remaining/eligible", (0, 0),
-                          (last["summary"].get("remaining"), last["summary"].get("eligible")))
+        self.report.check(
+            f"runbook {cmd.source} execute: at most {BATCH_CAP} per call, dry_run false", True, per_call_ok
+        )
+        self.report.check(
+            f"runbook {cmd.source} execute: last call remaining/eligible",
+            (0, 0),
+            (last["summary"].get("remaining"), last["summary"].get("eligible")),
+        )
         self.verify_recovery()
 
     # ------------------------------------------------------------------ verification
     def totals(self) -> dict[str, int]:
         """What the whole recovery must have produced."""
         e = self.expected
-        return {"eligible": e["eligible"], "webhooks": e["webhooks_per_full_replay"],
-                "emails": e["emails_per_full_replay"], "fetches": e["fetching_replays"],
-                "projects_before": e["projects_before"],
-                "projects_in_window_before": e["projects_in_window_before"]}
+        return {
+            "eligible": e["eligible"],
+            "webhooks": e["webhooks_per_full_replay"],
+            "emails": e["emails_per_full_replay"],
+            "fetches": e["fetching_replays"],
+            "projects_before": e["projects_before"],
+            "projects_in_window_before": e["projects_in_window_before"],
+        }
 
     def verify_recovery(self) -> None:
         r = self.report
@@ -430,23 +489,30 @@ class Rehearsal:
         eligible = t["eligible"]
         history = self.sql(
             "SELECT COUNT(*), COUNT(DISTINCT execution_id), COUNT(DISTINCT batch_id) FROM or_workflow_history "
-            "WHERE action = 'WORKFLOW_HISTORY_ACTION_REPLAYED'")[0]
+            "WHERE action = 'WORKFLOW_HISTORY_ACTION_REPLAYED'"
+        )[0]
         r.check("verify: one REPLAYED history row per replay", (eligible, eligible), tuple(history[:2]))
-        r.check("verify: history rows carry the execute calls' batch ids", math.ceil(eligible / BATCH_CAP),
-                history[2])
+        r.check("verify: history rows carry the execute calls' batch ids", math.ceil(eligible / BATCH_CAP), history[2])
         projects = self.sql(
             "SELECT COUNT(*) FROM or_projects p JOIN or_workflow_history h ON h.execution_id = p.execution_id "
-            "AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED'")[0][0]
+            "AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED'"
+        )[0][0]
         r.check("verify: a project for every replayed execution", eligible, projects)
         total_projects = self.scalar("SELECT COUNT(*) FROM or_projects")
         r.check("verify: no duplicate projects (total)", t["projects_before"] + eligible, total_projects)
-        status = dict(self.sql(
-            "SELECT e.status_code, COUNT(*) FROM or_ramp_executions e JOIN or_workflow_history h "
-            "ON h.execution_id = e.id AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED' GROUP BY 1"))
+        status = dict(
+            self.sql(
+                "SELECT e.status_code, COUNT(*) FROM or_ramp_executions e JOIN or_workflow_history h "
+                "ON h.execution_id = e.id AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED' GROUP BY 1"
+            )
+        )
         r.check("verify: replayed executions are SUCCESS", {"SUCCESS": eligible}, status)
-        notes = dict(self.sql(
-            "SELECT n.channel || ':' || n.status, COUNT(*) FROM or_notification_outbox n JOIN or_workflow_history h "
-            "ON h.execution_id = n.execution_id AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED' GROUP BY 1"))
+        notes = dict(
+            self.sql(
+                "SELECT n.channel || ':' || n.status, COUNT(*) FROM or_notification_outbox n JOIN or_workflow_history h "
+                "ON h.execution_id = n.execution_id AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED' GROUP BY 1"
+            )
+        )
         status_word = "suppressed" if self.incident.suppress else "delivered"
         want_notes = {f"webhook:{status_word}": t["webhooks"], f"email:{status_word}": t["emails"]}
         r.check(f"verify: replay notifications {status_word}", want_notes, notes)
@@ -456,8 +522,11 @@ class Rehearsal:
             r.check("verify: nothing reached the mock CRM (webhooks)", 0, received["webhooks"])
             r.check("verify: nothing reached the SMTP sink", 0, self.sink.count())
         else:
-            r.check("verify: mock CRM got one signed PROJECT_CREATED per replay", (t["webhooks"], t["webhooks"]),
-                    (received["webhooks"], received["webhooks_signature_valid"]))
+            r.check(
+                "verify: mock CRM got one signed PROJECT_CREATED per replay",
+                (t["webhooks"], t["webhooks"]),
+                (received["webhooks"], received["webhooks_signature_valid"]),
+            )
             r.check("verify: SMTP sink got one email per replay", t["emails"], self.sink.count())
         r.check("verify: CRM record fetches by replays of fetching versions", t["fetches"], received["fetches"])
 
@@ -465,15 +534,26 @@ class Rehearsal:
     def check_auth(self) -> None:
         r = self.report
         rid = f"rehearsal-{self.incident.name}-noauth"
-        anonymous = requests.post(self.service.url + RETRY_PATH, json={"since": self.expected["since"]},
-                                  headers={"X-Request-ID": rid}, timeout=30)
-        r.check("no credentials -> 401 (JSON, request id echoed)", (401, rid),
-                (anonymous.status_code, anonymous.headers.get("X-Request-ID")))
+        anonymous = requests.post(
+            self.service.url + RETRY_PATH,
+            json={"since": self.expected["since"]},
+            headers={"X-Request-ID": rid},
+            timeout=30,
+        )
+        r.check(
+            "no credentials -> 401 (JSON, request id echoed)",
+            (401, rid),
+            (anonymous.status_code, anonymous.headers.get("X-Request-ID")),
+        )
         self.request_ids.append(rid)
         viewer_cookie = self.sign_in(VIEWER_EMAIL) if self.incident.name == "regression" else None
         if viewer_cookie:
-            viewer = requests.post(self.service.url + RETRY_PATH, json={"since": self.expected["since"]},
-                                   cookies={"session": viewer_cookie}, timeout=30)
+            viewer = requests.post(
+                self.service.url + RETRY_PATH,
+                json={"since": self.expected["since"]},
+                cookies={"session": viewer_cookie},
+                timeout=30,
+            )
             r.check("viewer session -> 403", 403, viewer.status_code)
 
     def check_hand_picked(self, response_body: dict, label: str) -> None:
@@ -485,8 +565,7 @@ class Rehearsal:
     def run_hand_picked(self, cmd: Command, text: str) -> str:
         if "hand_picked" not in self.expected:
             raise RehearsalError("this incident has no hand-picked rows to try")
-        command = with_body(text, {"execution_uuids": self.expected["hand_picked"]["execution_uuids"],
-                                   "dry_run": True})
+        command = with_body(text, {"execution_uuids": self.expected["hand_picked"]["execution_uuids"], "dry_run": True})
         body = self.call_retry(cmd, command).body
         self.check_hand_picked(body, f"runbook {cmd.source} hand-picked")
         return "hand_picked"
@@ -494,8 +573,9 @@ class Rehearsal:
     def check_hand_picked_directly(self) -> None:
         if "hand_picked" not in self.expected:
             return
-        response = self.post_retry({"execution_uuids": self.expected["hand_picked"]["execution_uuids"],
-                                    "dry_run": True})
+        response = self.post_retry(
+            {"execution_uuids": self.expected["hand_picked"]["execution_uuids"], "dry_run": True}
+        )
         self.report.check("hand-picked dry run answers 200", 200, response.status_code)
         if response.status_code == 200:
             self.check_hand_picked(response.json(), "hand-picked dry run")
@@ -504,15 +584,24 @@ class Rehearsal:
         lines = self.service.log_lines()
         app_lines = [line for line in lines if "logger" in line]
         r = self.report
-        r.check("logs: app lines are JSON with a request_id key", True,
-                bool(app_lines) and all("request_id" in line for line in app_lines))
+        r.check(
+            "logs: app lines are JSON with a request_id key",
+            True,
+            bool(app_lines) and all("request_id" in line for line in app_lines),
+        )
         for rid in self.request_ids:
-            r.check(f"logs: request id {rid} is in the service log", True,
-                    any(line.get("request_id") == rid for line in app_lines))
+            r.check(
+                f"logs: request id {rid} is in the service log",
+                True,
+                any(line.get("request_id") == rid for line in app_lines),
+            )
         summaries = [line for line in app_lines if line.get("event") == "retry_batch.summary"]
         batch_ids = {str(b.get("batch_id")) for b in self.batches}
-        r.check("logs: one retry_batch.summary line per retry-batch call", len(batch_ids),
-                len({s.get("batch_id") for s in summaries} & batch_ids))
+        r.check(
+            "logs: one retry_batch.summary line per retry-batch call",
+            len(batch_ids),
+            len({s.get("batch_id") for s in summaries} & batch_ids),
+        )
 
     def run(self) -> None:
         raise NotImplementedError
@@ -526,19 +615,26 @@ class RegressionRehearsal(Rehearsal):
             self.check_hand_picked_directly()
         # A repeat of the dry run after recovery: only the intentionally skipped rows remain.
         if self.executed:
-            response = self.post_retry({"since": self.expected["since"], "error_pattern": self.expected["error_pattern"],
-                                        "dry_run": True}, auth="cookie")
+            response = self.post_retry(
+                {"since": self.expected["since"], "error_pattern": self.expected["error_pattern"], "dry_run": True},
+                auth="cookie",
+            )
             body = response.json() if response.status_code == 200 else {}
             summary = body.get("summary", {})
-            self.report.check("after recovery: nothing eligible, only intentional skips",
-                              (0, sum(self.expected["skipped_by_reason"].values())),
-                              (summary.get("eligible"), summary.get("matched")))
+            self.report.check(
+                "after recovery: nothing eligible, only intentional skips",
+                (0, sum(self.expected["skipped_by_reason"].values())),
+                (summary.get("eligible"), summary.get("matched")),
+            )
         self.check_logs()
 
 
 class OutageRehearsal(Rehearsal):
-    LIVE = (("503", 6, "IntegrationConnectionError"), ("429", 2, "RateLimitError"),
-            ("timeout", 1, "ModuleTimeoutError"))
+    LIVE = (
+        ("503", 6, "IntegrationConnectionError"),
+        ("429", 2, "RateLimitError"),
+        ("timeout", 1, "ModuleTimeoutError"),
+    )
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -576,24 +672,40 @@ class OutageRehearsal(Rehearsal):
             control = requests.post(self.crm.url + "/_control", json={"mode": mode, "delay": 3}, timeout=5)
             r.check(f"mock CRM switched to {mode}", 200, control.status_code)
             for n in range(count):
-                result = fire_triggers.fire(self.service.url, self.live_ramp, secret,
-                                            f"deal-live-{stamp}-{mode}-{n}",
-                                            fire_triggers.make_payload(n, f"{stamp}{mode}", "Live Customer",
-                                                                       "owner@customer.example"), timeout=30)
+                result = fire_triggers.fire(
+                    self.service.url,
+                    self.live_ramp,
+                    secret,
+                    f"deal-live-{stamp}-{mode}-{n}",
+                    fire_triggers.make_payload(n, f"{stamp}{mode}", "Live Customer", "owner@customer.example"),
+                    timeout=30,
+                )
                 body = result.body if isinstance(result.body, dict) else {}
                 error = body.get("error") or {}
-                r.check(f"trigger during CRM {mode} #{n + 1}: {fire_triggers.describe(result)[:40]}",
-                        (201, "ERROR", "integration", error_type),
-                        (result.status, body.get("status"), error.get("category"), error.get("type")))
+                r.check(
+                    f"trigger during CRM {mode} #{n + 1}: {fire_triggers.describe(result)[:40]}",
+                    (201, "ERROR", "integration", error_type),
+                    (result.status, body.get("status"), error.get("category"), error.get("type")),
+                )
                 self.live_count += 1
-        bad = fire_triggers.fire(self.service.url, self.live_ramp, secret, f"deal-live-{stamp}-forged",
-                                 {"company": {"id": "x", "name": "Forged"}}, bad_signature=True)
+        bad = fire_triggers.fire(
+            self.service.url,
+            self.live_ramp,
+            secret,
+            f"deal-live-{stamp}-forged",
+            {"company": {"id": "x", "name": "Forged"}},
+            bad_signature=True,
+        )
         r.check("trigger with a forged signature is refused", 401, bad.status)
         failed = self.scalar(
             "SELECT COUNT(*) FROM or_ramp_executions WHERE status_code = 'ERROR' "
-            f"AND last_error_category = 'integration' AND created_at >= '{self.expected['since']}'")
-        r.check("SQL: ERROR rows with integration errors since the outage began",
-                self.expected["eligible"] + self.live_count, failed)
+            f"AND last_error_category = 'integration' AND created_at >= '{self.expected['since']}'"
+        )
+        r.check(
+            "SQL: ERROR rows with integration errors since the outage began",
+            self.expected["eligible"] + self.live_count,
+            failed,
+        )
         # 2. The CRM is back; the runbook's commands drain the backlog (suppression off: these runs
         #    never notified anyone, so the PROJECT_CREATED webhooks and emails are owed).
         requests.post(self.crm.url + "/_control", json={"mode": "ok"}, timeout=5)
@@ -631,15 +743,25 @@ def build_incidents(names: list[str]) -> list[tuple[type[Rehearsal], Incident]]:
     regression_exp = expected("regression-incident")
     outage_exp = expected("crm-outage")
     table = {
-        "regression": (RegressionRehearsal, Incident(
-            "regression", SCENARIOS_DIR / "regression-incident.json", regression_exp, suppress=True,
-            body_changes={})),
-        "outage": (OutageRehearsal, Incident(
-            "outage", SCENARIOS_DIR / "crm-outage.json", outage_exp, suppress=False,
-            # The outage's own window, no error pattern (every integration error is owed a replay),
-            # and no suppression: these runs failed before `notify`, so nobody was told yet.
-            body_changes={"since": outage_exp["since"], "until": None, "error_pattern": None},
-            execute_changes={"suppress_notifications": False},
-            text_changes={regression_exp["since"]: outage_exp["since"]})),
+        "regression": (
+            RegressionRehearsal,
+            Incident(
+                "regression", SCENARIOS_DIR / "regression-incident.json", regression_exp, suppress=True, body_changes={}
+            ),
+        ),
+        "outage": (
+            OutageRehearsal,
+            Incident(
+                "outage",
+                SCENARIOS_DIR / "crm-outage.json",
+                outage_exp,
+                suppress=False,
+                # The outage's own window, no error pattern (every integration error is owed a replay),
+                # and no suppression: these runs failed before `notify`, so nobody was told yet.
+                body_changes={"since": outage_exp["since"], "until": None, "error_pattern": None},
+                execute_changes={"suppress_notifications": False},
+                text_changes={regression_exp["since"]: outage_exp["since"]},
+            ),
+        ),
     }
     return [table[n] for n in names]

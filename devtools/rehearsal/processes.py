@@ -1,4 +1,5 @@
 """Scratch databases, shell commands as a reader would run them, and the service under rehearsal."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,15 @@ class ShellResult:
 def run_shell(command: str, env: dict[str, str], timeout: float = 180) -> ShellResult:
     """Run one command through bash, as a reader pasting it would."""
     try:
-        done = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as exc:
         return ShellResult(124, exc.stdout or "", f"timed out after {timeout}s")
     result = ShellResult(done.returncode, done.stdout, done.stderr)
@@ -115,7 +123,7 @@ def with_body(command: str, changes: dict[str, Any]) -> str:
             body.pop(key, None)
         else:
             body[key] = value
-    return command[: match.start("arg")] + shlex.quote(json.dumps(body)) + command[match.end("arg"):]
+    return command[: match.start("arg")] + shlex.quote(json.dumps(body)) + command[match.end("arg") :]
 
 
 class Service:
@@ -131,9 +139,23 @@ class Service:
     def start(self, timeout: float = 45) -> None:
         log = open(self.log_path, "w")  # noqa: SIM115 (owned by the child process)
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{self.port}", "--timeout", "300",
-             "--graceful-timeout", "5", "wsgi:app"],
-            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(VENV_BIN / "gunicorn"),
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--timeout",
+                "300",
+                "--graceful-timeout",
+                "5",
+                "wsgi:app",
+            ],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         state = wait_healthy(self.url, self.process, timeout, interval=0.3)
         if state == "exited":

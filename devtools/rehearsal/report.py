@@ -1,4 +1,5 @@
 """Checks and the summary table of a rehearsal."""
+
 from __future__ import annotations
 
 import json

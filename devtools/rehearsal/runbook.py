@@ -1,5 +1,6 @@
 """Reading a markdown runbook into the commands it asks the reader to run, and filling in its
 placeholders (`<incident-start-utc>`, `<batch_id from the response>`, ...)."""
+
 from __future__ import annotations
 
 import re
@@ -130,8 +131,18 @@ def runbook_paths(explicit: list[Path] | None) -> list[Path]:
 
 _PLACEHOLDER = re.compile(r"<([A-Za-z][A-Za-z0-9_. -]*?)>")
 _ALIASES = {
-    "since": ("incident-start-utc", "incident-start", "since", "start", "start-utc", "incident-start-time",
-              "window-start", "since-utc", "regression-start-utc", "outage-start-utc"),
+    "since": (
+        "incident-start-utc",
+        "incident-start",
+        "since",
+        "start",
+        "start-utc",
+        "incident-start-time",
+        "window-start",
+        "since-utc",
+        "regression-start-utc",
+        "outage-start-utc",
+    ),
     "cookie": ("session-cookie", "session", "cookie", "session-cookie-value", "session-value"),
     "api_key": ("key", "api-key", "internal-api-key", "api-key-id", "key-id"),
     "api_secret": ("secret", "api-secret", "internal-api-secret", "api-key-secret", "key-secret"),

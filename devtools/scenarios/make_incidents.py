@@ -15,6 +15,7 @@ regression-incident: a bad deploy at 2026-05-11T12:30Z makes Project Create fail
 crm-outage: the vendors' CRM answers 503/429/timeouts from 2026-05-12T09:00Z; executions fail in
   `fetch_crm_record` with integration errors (plus a few config errors that must stay skipped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ REGRESSION_TYPE = "UnboundLocalError"
 REGRESSION_MESSAGE = "cannot access local variable 'new_task' where it is not associated with a value"
 OUTAGE_SINCE = "2026-05-12T09:00:00Z"
 
-FULL_STEPS = [{"type": "fetch_crm_record"}, {"type": "find_or_create_account"},
-              {"type": "create_project"}, {"type": "notify"}]
+FULL_STEPS = [
+    {"type": "fetch_crm_record"},
+    {"type": "find_or_create_account"},
+    {"type": "create_project"},
+    {"type": "notify"},
+]
 DEFAULT_STEPS = [{"type": "find_or_create_account"}, {"type": "create_project"}, {"type": "notify"}]
 
 
@@ -65,8 +70,14 @@ def integration(crm_url: str, provider: str, secret: str, path: str, **overrides
     return data
 
 
-def ramp(name: str, key: str, vendor_id: int, status: str = "active", current_version: int = 1,
-         versions: list[dict] | None = None) -> dict:
+def ramp(
+    name: str,
+    key: str,
+    vendor_id: int,
+    status: str = "active",
+    current_version: int = 1,
+    versions: list[dict] | None = None,
+) -> dict:
     return {
         "uuid": uid("ramp", key),
         "vendor_id": vendor_id,
@@ -97,10 +108,22 @@ class Builder:
         self.fate: dict[str, str] = {}  # execution uuid -> "eligible" | skip reason | "out_of_scope"
         self.counter = 0
 
-    def add(self, ramp_: dict, minutes: float, fate: str, *, status: str = "ERROR", error_type: str | None = None,
-            message: str | None = None, trigger_key: str | None = None, data: dict | None = None,
-            version: int | None = None, replay_attempts: int = 0, has_project: bool = False,
-            base: str | None = None) -> dict:
+    def add(
+        self,
+        ramp_: dict,
+        minutes: float,
+        fate: str,
+        *,
+        status: str = "ERROR",
+        error_type: str | None = None,
+        message: str | None = None,
+        trigger_key: str | None = None,
+        data: dict | None = None,
+        version: int | None = None,
+        replay_attempts: int = 0,
+        has_project: bool = False,
+        base: str | None = None,
+    ) -> dict:
         self.counter += 1
         n = self.counter
         row: dict[str, Any] = {
@@ -125,28 +148,55 @@ class Builder:
 def regression(crm_url: str) -> tuple[dict, dict]:
     vendors = [
         {"id": 1, "name": "Acme", "integration": integration(crm_url, "hubspot", "acme-signing-secret", "acme")},
-        {"id": 2, "name": "Globex", "integration": integration(crm_url, "salesforce", "globex-signing-secret", "globex")},
-        {"id": 3, "name": "Initech",  # never finished connecting its CRM
-         "integration": integration(crm_url, "hubspot", "initech-signing-secret", "initech", user_configured=False)},
-        {"id": 4, "name": "Umbrella",  # token revoked by the customer
-         "integration": integration(crm_url, "salesforce", "umbrella-signing-secret", "umbrella", token_revoked=True)},
-        {"id": 5, "name": "Hooli",  # token expired before the incident
-         "integration": integration(crm_url, "hubspot", "hooli-signing-secret", "hooli",
-                                    token_expires_at="2026-05-01T00:00:00Z")},
+        {
+            "id": 2,
+            "name": "Globex",
+            "integration": integration(crm_url, "salesforce", "globex-signing-secret", "globex"),
+        },
+        {
+            "id": 3,
+            "name": "Initech",  # never finished connecting its CRM
+            "integration": integration(crm_url, "hubspot", "initech-signing-secret", "initech", user_configured=False),
+        },
+        {
+            "id": 4,
+            "name": "Umbrella",  # token revoked by the customer
+            "integration": integration(
+                crm_url, "salesforce", "umbrella-signing-secret", "umbrella", token_revoked=True
+            ),
+        },
+        {
+            "id": 5,
+            "name": "Hooli",  # token expired before the incident
+            "integration": integration(
+                crm_url, "hubspot", "hooli-signing-secret", "hooli", token_expires_at="2026-05-01T00:00:00Z"
+            ),
+        },
         {"id": 6, "name": "Vandelay", "integration": None},  # no CRM at all
     ]
-    acme = ramp("Project Create", "regression/acme-project-create", 1, current_version=2, versions=[
-        {"version": 1, "draft": False, "steps": DEFAULT_STEPS},
-        {"version": 2, "draft": False, "steps": FULL_STEPS},
-    ])
+    acme = ramp(
+        "Project Create",
+        "regression/acme-project-create",
+        1,
+        current_version=2,
+        versions=[
+            {"version": 1, "draft": False, "steps": DEFAULT_STEPS},
+            {"version": 2, "draft": False, "steps": FULL_STEPS},
+        ],
+    )
     globex = ramp("Project Create", "regression/globex-project-create", 2)
     archived = ramp("Legacy Onboarding", "regression/acme-legacy", 1, status="archived")
     deleted = ramp("Old Flow", "regression/acme-old-flow", 1, status="deleted")
     draft_ramp = ramp("Enterprise Onboarding", "regression/globex-enterprise", 2, status="draft")
-    draft_version = ramp("Onboarding v2", "regression/globex-onboarding-v2", 2, versions=[
-        {"version": 1, "draft": False, "steps": DEFAULT_STEPS},
-        {"version": 2, "draft": True, "steps": DEFAULT_STEPS},
-    ])
+    draft_version = ramp(
+        "Onboarding v2",
+        "regression/globex-onboarding-v2",
+        2,
+        versions=[
+            {"version": 1, "draft": False, "steps": DEFAULT_STEPS},
+            {"version": 2, "draft": True, "steps": DEFAULT_STEPS},
+        ],
+    )
     initech = ramp("Project Create", "regression/initech", 3)
     umbrella = ramp("Project Create", "regression/umbrella", 4)
     hooli = ramp("Project Create", "regression/hooli", 5)
@@ -196,18 +246,34 @@ def regression(crm_url: str) -> tuple[dict, dict]:
         # The CRM fired the same trigger again ten minutes later and that run succeeded.
         b.add(acme, 30 + i * 17, "out_of_scope", status="SUCCESS", trigger_key=key, has_project=True)
     for i in range(3):
-        b.add(globex, 22 + i * 9, "config_error", error_type="MissingTriggerField",
-              message="trigger payload has no 'company.id'", data=payload(f"noid-{i}", "Customer", with_id=False))
+        b.add(
+            globex,
+            22 + i * 9,
+            "config_error",
+            error_type="MissingTriggerField",
+            message="trigger payload has no 'company.id'",
+            data=payload(f"noid-{i}", "Customer", with_id=False),
+        )
     for i in range(3):
-        b.add(globex, 24 + i * 9, "config_error", error_type="MissingRelatedAccount",
-              message=f"CRM has no record 'deal-missing-{i}'")
+        b.add(
+            globex,
+            24 + i * 9,
+            "config_error",
+            error_type="MissingRelatedAccount",
+            message=f"CRM has no record 'deal-missing-{i}'",
+        )
     for r in (initech, initech, initech, umbrella, umbrella, umbrella, hooli, hooli, vandelay, vandelay):
         b.add(r, 26 + b.counter % 50, "integration_disconnected", **regress)
     for i in range(3):
         b.add(acme, 28 + i * 21, "error_pattern_mismatch", version=1, error_type="KeyError", message="'stage'")
     for i in range(3):
-        b.add(globex, 29 + i * 21, "error_pattern_mismatch", error_type="TypeError",
-              message="'NoneType' object is not subscriptable")
+        b.add(
+            globex,
+            29 + i * 21,
+            "error_pattern_mismatch",
+            error_type="TypeError",
+            message="'NoneType' object is not subscriptable",
+        )
     for i in range(4):
         b.add(acme, 32 + i * 15, "retry_limit_reached", version=1, replay_attempts=1, **regress)
 
@@ -215,8 +281,10 @@ def regression(crm_url: str) -> tuple[dict, dict]:
         "vendors": vendors,
         "ramps": ramps,
         "executions": sorted(b.executions, key=lambda e: e["created_at"]),
-        "users": [{"email": "oncall@example.com", "role": "ONRAMP_ADMIN"},
-                  {"email": "viewer@example.com", "role": "ONRAMP_VIEWER"}],
+        "users": [
+            {"email": "oncall@example.com", "role": "ONRAMP_ADMIN"},
+            {"email": "viewer@example.com", "role": "ONRAMP_VIEWER"},
+        ],
         "api_keys": [],
     }
     late = [e["uuid"] for e in b.executions if e["created_at"] >= REGRESSION_UNTIL and e["status_code"] == "ERROR"]
@@ -225,8 +293,13 @@ def regression(crm_url: str) -> tuple[dict, dict]:
     expected["incident"] = "regression"
     expected["hand_picked"] = {
         "execution_uuids": [
-            next(u for u, f in b.fate.items() if f == "out_of_scope" and _row(b, u)["status_code"] == "SUCCESS"
-                 and _row(b, u)["created_at"] >= REGRESSION_SINCE),
+            next(
+                u
+                for u, f in b.fate.items()
+                if f == "out_of_scope"
+                and _row(b, u)["status_code"] == "SUCCESS"
+                and _row(b, u)["created_at"] >= REGRESSION_SINCE
+            ),
             next(u for u, f in b.fate.items() if f == "config_error"),
             uid("regression", "not-a-real-execution"),
         ],
@@ -238,24 +311,43 @@ def regression(crm_url: str) -> tuple[dict, dict]:
 def outage(crm_url: str) -> tuple[dict, dict]:
     vendors = [
         {"id": 1, "name": "Acme", "integration": integration(crm_url, "hubspot", "acme-signing-secret", "acme")},
-        {"id": 2, "name": "Globex", "integration": integration(crm_url, "salesforce", "globex-signing-secret", "globex")},
+        {
+            "id": 2,
+            "name": "Globex",
+            "integration": integration(crm_url, "salesforce", "globex-signing-secret", "globex"),
+        },
     ]
-    acme = ramp("Project Create", "outage/acme-project-create", 1, versions=[
-        {"version": 1, "draft": False, "steps": FULL_STEPS}])
-    globex = ramp("Project Create", "outage/globex-project-create", 2, versions=[
-        {"version": 1, "draft": False, "steps": FULL_STEPS}])
+    acme = ramp(
+        "Project Create",
+        "outage/acme-project-create",
+        1,
+        versions=[{"version": 1, "draft": False, "steps": FULL_STEPS}],
+    )
+    globex = ramp(
+        "Project Create",
+        "outage/globex-project-create",
+        2,
+        versions=[{"version": 1, "draft": False, "steps": FULL_STEPS}],
+    )
     b = Builder("outage", OUTAGE_SINCE)
     for i in range(20):
         b.add(acme if i % 2 else globex, -200 + i * 9, "out_of_scope", status="SUCCESS", has_project=True)
-    failures = ([("IntegrationConnectionError", "CRM answered 503")] * 24
-                + [("RateLimitError", "CRM rate limit hit (429)")] * 10
-                + [("ModuleTimeoutError", "CRM did not answer within 5s")] * 6)
+    failures = (
+        [("IntegrationConnectionError", "CRM answered 503")] * 24
+        + [("RateLimitError", "CRM rate limit hit (429)")] * 10
+        + [("ModuleTimeoutError", "CRM did not answer within 5s")] * 6
+    )
     for i, (error_type, message) in enumerate(failures):
         b.add(acme if i % 2 else globex, 1 + i * 1.5, "eligible", error_type=error_type, message=message)
     for i in range(3):
         # The CRM answered 404 for these: a config problem, not the outage; replay must skip them.
-        b.add(globex, 5 + i * 17, "config_error", error_type="MissingRelatedAccount",
-              message=f"CRM has no record 'deal-gone-{i}'")
+        b.add(
+            globex,
+            5 + i * 17,
+            "config_error",
+            error_type="MissingRelatedAccount",
+            message=f"CRM has no record 'deal-gone-{i}'",
+        )
     scenario = {
         "vendors": vendors,
         "ramps": [acme, globex],
@@ -295,10 +387,16 @@ def _expectations(scenario: dict, b: Builder, *, since: str, error_pattern: str 
         "skipped_by_reason": dict(sorted(reasons.items())),
         "drift": sum(1 for e in eligible_rows if e["version"] != current[e["ramp_uuid"]]),
         "fetching_replays": sum(
-            1 for e in eligible_rows
-            if any(s["type"] == "fetch_crm_record"
-                   for r in scenario["ramps"] if r["uuid"] == e["ramp_uuid"]
-                   for v in r["versions"] if v["version"] == e["version"] for s in v["steps"])
+            1
+            for e in eligible_rows
+            if any(
+                s["type"] == "fetch_crm_record"
+                for r in scenario["ramps"]
+                if r["uuid"] == e["ramp_uuid"]
+                for v in r["versions"]
+                if v["version"] == e["version"]
+                for s in v["steps"]
+            )
         ),
         "webhooks_per_full_replay": sum(1 for e in eligible_rows if vendor_of[e["ramp_uuid"]] in with_webhook),
         "emails_per_full_replay": sum(1 for e in eligible_rows if (e["payload"].get("owner") or {}).get("email")),
@@ -317,15 +415,20 @@ def write(out: Path, name: str, scenario: dict, expected: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: next to this script)")
-    parser.add_argument("--crm-url", default=DEFAULT_CRM_URL,
-                        help=f"base URL of the mock CRM the integrations point at (default {DEFAULT_CRM_URL})")
+    parser.add_argument(
+        "--crm-url",
+        default=DEFAULT_CRM_URL,
+        help=f"base URL of the mock CRM the integrations point at (default {DEFAULT_CRM_URL})",
+    )
     args = parser.parse_args(argv)
     crm_url = args.crm_url.rstrip("/")
     for name, build in (("regression-incident", regression), ("crm-outage", outage)):
         scenario, expected = build(crm_url)
         write(args.out, name, scenario, expected)
-        print(f"wrote {args.out / (name + '.json')}: {len(scenario['executions'])} executions, "
-              f"{expected['matched']} in scope, {expected['eligible']} eligible")
+        print(
+            f"wrote {args.out / (name + '.json')}: {len(scenario['executions'])} executions, "
+            f"{expected['matched']} in scope, {expected['eligible']} eligible"
+        )
     return 0
 
 

@@ -1,5 +1,6 @@
 """Helpers for the auth tests: a test-only blueprint guarded by `require_role` and helpers that walk
 the real sign-in flow. The fixtures built on them live in tests/integration/conftest.py."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit

@@ -1,4 +1,5 @@
 """Internal API keys: `Authorization: <key>` + `or-internal-api-auth-secret: <secret>`."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """`flask users ...` and `flask api-keys ...` as an operator runs them."""
+
 from __future__ import annotations
 
 import re
@@ -58,17 +59,13 @@ def test_api_keys_lifecycle(auth_app, session_factory):
 
 
 def test_users_lifecycle(auth_app, session_factory):
-    created = _run(
-        auth_app, "users", "create", "--email", "Ops@Example.com", "--role", "ONRAMP_ADMIN"
-    )
+    created = _run(auth_app, "users", "create", "--email", "Ops@Example.com", "--role", "ONRAMP_ADMIN")
     assert created.exit_code == 0, created.output
     with session_factory() as s, s.begin():
         assert s.scalar(select(User.role).where(User.email == "ops@example.com")) == ROLE_ADMIN
     assert "ops@example.com" in _run(auth_app, "users", "list").output
 
-    changed = _run(
-        auth_app, "users", "set-role", "--email", "ops@example.com", "--role", "ONRAMP_VIEWER"
-    )
+    changed = _run(auth_app, "users", "set-role", "--email", "ops@example.com", "--role", "ONRAMP_VIEWER")
     assert changed.exit_code == 0
     assert "ONRAMP_VIEWER" in _run(auth_app, "users", "list").output
 

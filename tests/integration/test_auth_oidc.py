@@ -3,6 +3,7 @@
 Nothing in the token check is patched: the app fetches discovery, exchanges the code and fetches
 the JWKS from the provider running on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import time
@@ -77,7 +78,7 @@ def test_me_shows_who_and_role_as_json_and_html(auth_app, session_factory):
     as_html = client.get("/auth/me", headers={"Accept": browser_accept})
     page = as_html.get_data(as_text=True)
     assert as_html.mimetype == "text/html"
-    assert ADMIN in page and ROLE_ADMIN in page and 'session=$ONRAMP_SESSION' in page
+    assert ADMIN in page and ROLE_ADMIN in page and "session=$ONRAMP_SESSION" in page
     # HttpOnly means the page must not print the cookie itself.
     assert session_cookie(client) not in page
 
@@ -123,9 +124,7 @@ def test_bad_signature_is_refused(auth_app, session_factory, fresh_provider):
     assert _session_rows(session_factory) == 0
 
 
-def test_wrong_audience_issuer_or_expired_token_is_refused(
-    auth_app, session_factory, fresh_provider
-):
+def test_wrong_audience_issuer_or_expired_token_is_refused(auth_app, session_factory, fresh_provider):
     _add_user(session_factory, ADMIN, ROLE_ADMIN)
     now = int(time.time())
     for overrides in (
@@ -209,9 +208,7 @@ def test_tampered_cookie_is_401(auth_app, session_factory, admin_calls):
 def test_logout_revokes_the_session_server_side(auth_app, session_factory):
     client, cookie = _signed_in_admin(auth_app, session_factory)
 
-    refused = client.post(
-        "/auth/logout", data="x=1", content_type="application/x-www-form-urlencoded"
-    )
+    refused = client.post("/auth/logout", data="x=1", content_type="application/x-www-form-urlencoded")
     assert refused.status_code == 415
     assert curl_post(auth_app, ADMIN_ACTION, cookie, json_body={}).status_code == 200
 
@@ -286,9 +283,7 @@ def _signed_in_admin_again(auth_app):
     return client, session_cookie(client)
 
 
-def test_repeated_failed_sign_ins_are_throttled_for_one_window(
-    auth_app, session_factory, fresh_provider
-):
+def test_repeated_failed_sign_ins_are_throttled_for_one_window(auth_app, session_factory, fresh_provider):
     _add_user(session_factory, ADMIN, ROLE_ADMIN)
     client = auth_app.test_client()
     for _ in range(throttle.LIMIT):

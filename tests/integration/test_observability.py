@@ -1,4 +1,5 @@
 """Sentry reporting (through an in-memory transport), scrubbing, and JSON logs with request ids."""
+
 from __future__ import annotations
 
 import json
@@ -140,7 +141,8 @@ def test_payloads_and_secrets_in_extra_and_breadcrumbs_are_scrubbed(transport):
         scope.set_extra("signing_secret", "plain-secret-xyz")
         scope.set_extra("execution", {"uuid": "e-1", "payload": payload, "api_secret": "plain-secret-xyz"})
         sentry_sdk.add_breadcrumb(
-            category="replay", message="replaying e-1",
+            category="replay",
+            message="replaying e-1",
             data={"trigger_payload": payload, "secret": "plain-secret-xyz", "step": "create_project"},
         )
         observability.capture_replay_failure(RuntimeError("boom"), tags={"batch_id": "b-2"}, actor=None)
@@ -222,8 +224,8 @@ def test_request_id_is_generated_when_missing_or_unsafe(client):
     generated = client.get("/healthz")
     rid = generated.headers["X-Request-ID"]
     assert len(rid) == 32 and rid != client.get("/healthz").headers["X-Request-ID"]
-    unsafe = client.get("/healthz", headers={"X-Request-ID": "evil\"}; {\"x\":1"})
-    assert unsafe.headers["X-Request-ID"] != "evil\"}; {\"x\":1"
+    unsafe = client.get("/healthz", headers={"X-Request-ID": 'evil"}; {"x":1'})
+    assert unsafe.headers["X-Request-ID"] != 'evil"}; {"x":1'
     error = client.get("/no-such-page", headers={"X-Request-ID": "trace-77"})
     assert error.get_json()["request_id"] == "trace-77"
 
@@ -236,17 +238,34 @@ def test_batch_summary_is_one_structured_line(capsys):
             batch_id="b-42",
             actor="api_key:runbook-bot",
             dry_run=False,
-            summary={"matched": 310, "eligible": 300, "selected": 25, "skipped": 10,
-                     "skipped_by_reason": {"config_error": 4, "ramp_archived": 6},
-                     "success": 24, "error": 1, "remaining": 275},
+            summary={
+                "matched": 310,
+                "eligible": 300,
+                "selected": 25,
+                "skipped": 10,
+                "skipped_by_reason": {"config_error": 4, "ramp_archived": 6},
+                "success": 24,
+                "error": 1,
+                "remaining": 275,
+            },
             duration_ms=812,
-            request={"since": "2026-05-11T12:30:00+00:00", "error_pattern": "new_task",
-                     "suppress_notifications": True, "payload": {"never": "logged"}},
+            request={
+                "since": "2026-05-11T12:30:00+00:00",
+                "error_pattern": "new_task",
+                "suppress_notifications": True,
+                "payload": {"never": "logged"},
+            },
         )
     (line,) = [entry for entry in _json_lines(capsys.readouterr().err) if entry.get("event") == "retry_batch.summary"]
     assert line["request_id"] == "req-batch-1"
     assert line["batch_id"] == "b-42" and line["actor"] == "api_key:runbook-bot"
-    assert (line["matched"], line["selected"], line["success"], line["error"], line["remaining"]) == (310, 25, 24, 1, 275)
+    assert (line["matched"], line["selected"], line["success"], line["error"], line["remaining"]) == (
+        310,
+        25,
+        24,
+        1,
+        275,
+    )
     assert line["skipped_by_reason"] == {"config_error": 4, "ramp_archived": 6}
     assert line["error_pattern"] == "new_task" and line["suppress_notifications"] is True
     assert "payload" not in line and "never" not in json.dumps(line)
@@ -264,28 +283,36 @@ def test_lines_outside_a_request_still_carry_the_key(capsys):
 # --------------------------------------------------------------------------- end to end
 
 
-def test_a_failing_replay_through_the_endpoint_reaches_sentry_scrubbed(app, transport, load, webhook_receiver,
-                                                                       engine):
+def test_a_failing_replay_through_the_endpoint_reaches_sentry_scrubbed(app, transport, load, webhook_receiver, engine):
     from sqlalchemy import text
 
     from tests.support.scenarios import execution, payload, scenario
 
     webhook_receiver.fail_with(503)  # the CRM is still down: fetch_crm_record fails again
-    data = scenario(webhook_receiver.url, ramp_steps=["fetch_crm_record", "find_or_create_account",
-                                                      "create_project", "notify"])
+    data = scenario(
+        webhook_receiver.url, ramp_steps=["fetch_crm_record", "find_or_create_account", "create_project", "notify"]
+    )
     ramp_uuid = data["ramps"][0]["uuid"]
-    row = execution(ramp_uuid, payload=payload(name="Globex Payload Corp", email="owner@globex.test"),
-                    error_type="IntegrationConnectionError", error_message="CRM answered 503")
+    row = execution(
+        ramp_uuid,
+        payload=payload(name="Globex Payload Corp", email="owner@globex.test"),
+        error_type="IntegrationConnectionError",
+        error_message="CRM answered 503",
+    )
     data["executions"] = [row]
-    data["api_keys"] = [{"name": "runbook-bot", "key": "k-live-123", "secret": "plain-secret-xyz",
-                         "role": "ONRAMP_ADMIN"}]
+    data["api_keys"] = [
+        {"name": "runbook-bot", "key": "k-live-123", "secret": "plain-secret-xyz", "role": "ONRAMP_ADMIN"}
+    ]
     load(data)
 
     response = app.test_client().post(
         "/api/ramps/executions/retry-batch",
         json={"since": "2026-05-11T12:30:00Z", "dry_run": False, "suppress_notifications": True},
-        headers={"Authorization": "k-live-123", "or-internal-api-auth-secret": "plain-secret-xyz",
-                 "X-Request-ID": "req-e2e-1"},
+        headers={
+            "Authorization": "k-live-123",
+            "or-internal-api-auth-secret": "plain-secret-xyz",
+            "X-Request-ID": "req-e2e-1",
+        },
     )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
@@ -301,7 +328,9 @@ def test_a_failing_replay_through_the_endpoint_reaches_sentry_scrubbed(app, tran
     assert event["tags"]["error_category"] == "integration"
     assert event["exception"]["values"][-1]["type"] == "IntegrationConnectionError"
     with engine.connect() as conn:
-        actor = conn.execute(text("SELECT actor FROM or_retry_batches WHERE uuid = :u"), {"u": body["batch_id"]}).scalar()
+        actor = conn.execute(
+            text("SELECT actor FROM or_retry_batches WHERE uuid = :u"), {"u": body["batch_id"]}
+        ).scalar()
     # The operator who ran the batch (as recorded in its audit row) is the Sentry user.
     assert actor and actor in event["user"]["username"]
     raw = transport.raw()

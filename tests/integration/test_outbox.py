@@ -1,4 +1,5 @@
 """Outbox delivery: after commit, exactly once, signed; failures stay pending for dispatch."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,12 +26,21 @@ PAYLOAD = {
 }
 
 
-def _enqueue(session_factory, target: str, *, count: int = 1, channel: str = "webhook",
-             suppressed: bool = False) -> list[int]:
+def _enqueue(
+    session_factory, target: str, *, count: int = 1, channel: str = "webhook", suppressed: bool = False
+) -> list[int]:
     with session_factory() as s, s.begin():
         rows = [
-            enqueue(s, vendor_id=1, execution_id=None, channel=channel, event="PROJECT_CREATED",
-                    target=target, payload=dict(PAYLOAD, n=i), suppressed=suppressed)
+            enqueue(
+                s,
+                vendor_id=1,
+                execution_id=None,
+                channel=channel,
+                event="PROJECT_CREATED",
+                target=target,
+                payload=dict(PAYLOAD, n=i),
+                suppressed=suppressed,
+            )
             for i in range(count)
         ]
         s.flush()
@@ -63,8 +73,9 @@ def test_webhook_is_delivered_once_and_signed(load, session_factory, config, web
     assert row.delivered_at is not None
 
 
-def test_concurrent_dispatchers_deliver_each_row_exactly_once(load, session_factory, config, webhook_receiver,
-                                                             make_engine_for):
+def test_concurrent_dispatchers_deliver_each_row_exactly_once(
+    load, session_factory, config, webhook_receiver, make_engine_for
+):
     load(sc.scenario(webhook_receiver.url))
     _enqueue(session_factory, f"{webhook_receiver.url}/webhooks", count=30)
     webhook_receiver.respond(200, delay=0.02)  # keep sends slow enough to overlap

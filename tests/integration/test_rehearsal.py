@@ -5,6 +5,7 @@ runs every command of runbooks/*.md against it; it exits non-zero when any resul
 what the runbook and the scenario promise. This test is what keeps the runbook from drifting from
 the code: a changed field name, reason, CLI verb or table breaks it.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,18 @@ def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
     return subprocess.run(
         [sys.executable, str(REHEARSE), "--database-url", server_url(), "--db-name", db_prefix, *args],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def _explain(done: subprocess.CompletedProcess) -> str:
-    return f"exit {done.returncode}\n--- stdout (tail) ---\n{done.stdout[-6000:]}\n--- stderr ---\n{done.stderr[-4000:]}"
+    return (
+        f"exit {done.returncode}\n--- stdout (tail) ---\n{done.stdout[-6000:]}\n--- stderr ---\n{done.stderr[-4000:]}"
+    )
 
 
 @pytest.mark.timeout(300)
@@ -58,7 +65,7 @@ def test_a_drifted_runbook_fails_the_rehearsal(tmp_path: Path):
         original
         + "\n\n```sql\nSELECT COUNT(*) FROM or_ramp_executions WHERE error_kind = 'regression';\n```\n"
         + "\n```bash\ncurl -X POST https://app.onramp.us/api/ramps/executions/retry-batch "
-        + "-H \"Authorization: <mystery-token>\" -d '{\"dry_run\": true}'\n```\n"
+        + '-H "Authorization: <mystery-token>" -d \'{"dry_run": true}\'\n```\n'
     )
     done = _run("--incident", "outage", "--runbook", str(drifted))
     assert done.returncode == 1, _explain(done)

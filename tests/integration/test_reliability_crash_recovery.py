@@ -1,6 +1,7 @@
 """Crash recovery: the database backend running a replay is killed mid-batch. Nothing half-done
 survives (a project always belongs to a SUCCESS execution, every SUCCESS has its history row), no
 lock is left behind, and the next call carries on."""
+
 from __future__ import annotations
 
 import threading
@@ -22,14 +23,20 @@ WHERE l.relation = 'or_ramp_executions'::regclass AND l.mode = 'RowShareLock' AN
 
 def _invariants(engine) -> None:
     with engine.connect() as conn:
-        orphans = conn.execute(text(
-            "SELECT count(*) FROM or_projects p JOIN or_ramp_executions e ON e.id = p.execution_id"
-            " WHERE e.status_code <> 'SUCCESS'")).scalar_one()
+        orphans = conn.execute(
+            text(
+                "SELECT count(*) FROM or_projects p JOIN or_ramp_executions e ON e.id = p.execution_id"
+                " WHERE e.status_code <> 'SUCCESS'"
+            )
+        ).scalar_one()
         unlinked = conn.execute(text("SELECT count(*) FROM or_projects WHERE execution_id IS NULL")).scalar_one()
-        no_history = conn.execute(text(
-            "SELECT count(*) FROM or_ramp_executions e WHERE e.status_code = 'SUCCESS' AND NOT EXISTS ("
-            " SELECT 1 FROM or_workflow_history h WHERE h.execution_id = e.id"
-            " AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED')")).scalar_one()
+        no_history = conn.execute(
+            text(
+                "SELECT count(*) FROM or_ramp_executions e WHERE e.status_code = 'SUCCESS' AND NOT EXISTS ("
+                " SELECT 1 FROM or_workflow_history h WHERE h.execution_id = e.id"
+                " AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED')"
+            )
+        ).scalar_one()
         locks = conn.execute(text(LOCKERS_SQL)).all()
     assert (orphans, unlinked, no_history, locks) == (0, 0, 0, [])
 

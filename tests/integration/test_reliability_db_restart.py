@@ -3,6 +3,7 @@
 wheel, in a temp dir, through app/embedded_db.py. One app, one pool, kept across the restart: the
 next call must reconnect by itself and carry on where the last one stopped, a request made while
 the server is down gets a clean JSON 503, and /healthz follows the database's state."""
+
 from __future__ import annotations
 
 import json
@@ -49,14 +50,16 @@ def private_app(private_pg, tmp_path):
     _instance, server = private_pg
     url = server.url("onramp")
     upgrade(url)
-    application = create_app(Config(
-        database_url=url,
-        instance_dir=tmp_path / "instance",
-        secret_key="db-restart-test-secret-key",
-        environment="test",
-        testing=True,
-        http_timeout_seconds=2.0,
-    ))
+    application = create_app(
+        Config(
+            database_url=url,
+            instance_dir=tmp_path / "instance",
+            secret_key="db-restart-test-secret-key",
+            environment="test",
+            testing=True,
+            http_timeout_seconds=2.0,
+        )
+    )
     yield application
     application.extensions["onramp_db"].dispose()
 
@@ -72,15 +75,26 @@ def _restart(instance: Path, before) -> None:
 def _state(engine) -> dict:
     with engine.connect() as conn:
         return {
-            "statuses": dict(conn.execute(text(
-                "SELECT status_code, count(*) FROM or_ramp_executions GROUP BY 1")).all()),
-            "replayed": dict(conn.execute(text(
-                "SELECT e.uuid::text, count(h.id) FROM or_ramp_executions e"
-                " LEFT JOIN or_workflow_history h ON h.execution_id = e.id"
-                " AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED' GROUP BY 1")).all()),
-            "projects": dict(conn.execute(text(
-                "SELECT e.uuid::text, count(p.id) FROM or_ramp_executions e"
-                " LEFT JOIN or_projects p ON p.execution_id = e.id GROUP BY 1")).all()),
+            "statuses": dict(
+                conn.execute(text("SELECT status_code, count(*) FROM or_ramp_executions GROUP BY 1")).all()
+            ),
+            "replayed": dict(
+                conn.execute(
+                    text(
+                        "SELECT e.uuid::text, count(h.id) FROM or_ramp_executions e"
+                        " LEFT JOIN or_workflow_history h ON h.execution_id = e.id"
+                        " AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED' GROUP BY 1"
+                    )
+                ).all()
+            ),
+            "projects": dict(
+                conn.execute(
+                    text(
+                        "SELECT e.uuid::text, count(p.id) FROM or_ramp_executions e"
+                        " LEFT JOIN or_projects p ON p.execution_id = e.id GROUP BY 1"
+                    )
+                ).all()
+            ),
         }
 
 
@@ -133,9 +147,14 @@ def test_backlog_drains_across_a_restart_and_an_outage_is_a_clean_503(private_pg
     assert stop_server(instance)
     _assert_unavailable(post(client, admin, body))
     raw = json.dumps({"trigger_key": "deal-outage", "data": {}}).encode()
-    _assert_unavailable(client.post(
-        f"/api/ramps/{data['ramps'][0]['uuid']}/trigger", data=raw, content_type="application/json",
-        headers={SIGNATURE_HEADER: sign(SIGNING_SECRET, raw)}))
+    _assert_unavailable(
+        client.post(
+            f"/api/ramps/{data['ramps'][0]['uuid']}/trigger",
+            data=raw,
+            content_type="application/json",
+            headers={SIGNATURE_HEADER: sign(SIGNING_SECRET, raw)},
+        )
+    )
     health = client.get("/healthz")
     assert health.status_code == 503 and health.get_json()["database"] == "unreachable"
 

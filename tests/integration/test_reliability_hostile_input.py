@@ -1,5 +1,6 @@
 """Hostile input to the retry endpoint and the trigger webhook: every bad body is a 4xx in the one
 JSON error shape, never a 500; `error_pattern` is a literal substring, never SQL or LIKE syntax."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,9 @@ def test_body_over_max_content_length_is_413(client, admin, app):
     limit = app.config["MAX_CONTENT_LENGTH"]
     assert limit == 1024 * 1024
     padding = "x" * (limit + 1)
-    _error(_raw(client, admin, json.dumps({"since": iso(0), "error_pattern": padding}).encode()), 413,
-           "payload_too_large")
+    _error(
+        _raw(client, admin, json.dumps({"since": iso(0), "error_pattern": padding}).encode()), 413, "payload_too_large"
+    )
 
 
 def test_uuid_list_over_the_cap_is_400_naming_the_field(client, admin):
@@ -159,12 +161,15 @@ _ENDPOINT_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-_retry_documents = st.dictionaries(
-    st.sampled_from(["since", "until", "execution_uuids", "vendor_ids", "error_pattern", "dry_run", "max_attempts"])
-    | st.text(max_size=8),
-    _retry_values,
-    max_size=5,
-) | _json
+_retry_documents = (
+    st.dictionaries(
+        st.sampled_from(["since", "until", "execution_uuids", "vendor_ids", "error_pattern", "dry_run", "max_attempts"])
+        | st.text(max_size=8),
+        _retry_values,
+        max_size=5,
+    )
+    | _json
+)
 # Valid-looking bodies with a few random extras, so some requests get past validation.
 _retry_documents |= st.dictionaries(
     st.sampled_from(["until", "error_pattern", "dry_run", "max_attempts", "vendor_ids", "force_retry"]),

@@ -1,5 +1,6 @@
 """Long transactions: the service's sessions carry server-side timeouts, and a row held by someone
 else is skipped (SKIP LOCKED) instead of waited on, then picked up once it is released."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """`GET /api/openapi.json` describes both public POST endpoints from the live marshmallow schemas."""
+
 from __future__ import annotations
 
 from app.retries.schemas import RetryBatchRequestSchema, RetryBatchResponseSchema

@@ -1,5 +1,6 @@
 """Outbox faults: the CRM webhook receiver is down while replays run. Replays still succeed, their
 notifications wait in the outbox, and `notifications dispatch` delivers each exactly once later."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

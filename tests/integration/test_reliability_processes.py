@@ -8,6 +8,7 @@ on the test database, called over HTTP.
   backlog row is replayed exactly once, the numbers reported add up, every call is audited, and
   the live executions are left alone.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -31,17 +32,26 @@ TRIGGERED = "WORKFLOW_HISTORY_ACTION_TRIGGERED"
 def _per_execution(engine) -> dict[str, dict]:
     """Per execution (by trigger key): status, attempts, projects and REPLAYED outcomes."""
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT e.trigger_key, e.status_code, e.replay_attempts,"
-            " (SELECT count(*) FROM or_projects p WHERE p.execution_id = e.id) AS projects,"
-            " coalesce((SELECT array_agg(h.details->>'outcome' ORDER BY h.id) FROM or_workflow_history h"
-            "   WHERE h.execution_id = e.id AND h.action = :replayed), '{}') AS replays,"
-            " (SELECT count(*) FROM or_workflow_history h"
-            "   WHERE h.execution_id = e.id AND h.action = :triggered) AS triggered"
-            " FROM or_ramp_executions e"), {"replayed": REPLAYED, "triggered": TRIGGERED}).all()
+        rows = conn.execute(
+            text(
+                "SELECT e.trigger_key, e.status_code, e.replay_attempts,"
+                " (SELECT count(*) FROM or_projects p WHERE p.execution_id = e.id) AS projects,"
+                " coalesce((SELECT array_agg(h.details->>'outcome' ORDER BY h.id) FROM or_workflow_history h"
+                "   WHERE h.execution_id = e.id AND h.action = :replayed), '{}') AS replays,"
+                " (SELECT count(*) FROM or_workflow_history h"
+                "   WHERE h.execution_id = e.id AND h.action = :triggered) AS triggered"
+                " FROM or_ramp_executions e"
+            ),
+            {"replayed": REPLAYED, "triggered": TRIGGERED},
+        ).all()
     return {
-        r.trigger_key: {"status": r.status_code, "attempts": r.replay_attempts, "projects": r.projects,
-                        "replays": list(r.replays), "triggered": r.triggered}
+        r.trigger_key: {
+            "status": r.status_code,
+            "attempts": r.replay_attempts,
+            "projects": r.projects,
+            "replays": list(r.replays),
+            "triggered": r.triggered,
+        }
         for r in rows
     }
 
@@ -77,8 +87,11 @@ CRM_DELAY = 0.8  # each replay holds its row lock at least this long, waiting on
 def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once(
     database_url, load, engine, session_factory, webhook_receiver, tmp_path
 ):
-    data = backlog(KILL_ROWS, base_url=webhook_receiver.url,
-                   steps=["fetch_crm_record", "find_or_create_account", "create_project", "notify"])
+    data = backlog(
+        KILL_ROWS,
+        base_url=webhook_receiver.url,
+        steps=["fetch_crm_record", "find_or_create_account", "create_project", "notify"],
+    )
     load(data)
     keys = [e["trigger_key"] for e in data["executions"]]
     headers = api_key_headers(session_factory)
@@ -103,8 +116,9 @@ def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once
         while time.monotonic() < deadline and caller.is_alive():
             fetched = [r.path.rsplit("/", 1)[-1] for r in webhook_receiver.requests]
             with engine.connect() as conn:
-                done = conn.execute(text(
-                    "SELECT count(*) FROM or_ramp_executions WHERE status_code = 'SUCCESS'")).scalar_one()
+                done = conn.execute(
+                    text("SELECT count(*) FROM or_ramp_executions WHERE status_code = 'SUCCESS'")
+                ).scalar_one()
             if done >= 1 and len(fetched) == done + 1:
                 in_flight = fetched[-1]
                 exit_code = first.kill()
@@ -127,14 +141,15 @@ def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once
     finished = [k for k in keys if state[k]["status"] == "SUCCESS"]
     assert finished and len(finished) < KILL_ROWS and in_flight not in finished
     for key in keys:
-        expected = ({"status": "SUCCESS", "attempts": 1, "projects": 1, "replays": ["success"], "triggered": 0}
-                    if key in finished else
-                    {"status": "ERROR", "attempts": 0, "projects": 0, "replays": [], "triggered": 0})
+        expected = (
+            {"status": "SUCCESS", "attempts": 1, "projects": 1, "replays": ["success"], "triggered": 0}
+            if key in finished
+            else {"status": "ERROR", "attempts": 0, "projects": 0, "replays": [], "triggered": 0}
+        )
         assert state[key] == expected, (key, in_flight)
     # The killed call's audit row is there, honestly unfinished.
     with engine.connect() as conn:
-        [killed_batch] = conn.execute(text(
-            "SELECT dry_run, finished_at, summary FROM or_retry_batches")).all()
+        [killed_batch] = conn.execute(text("SELECT dry_run, finished_at, summary FROM or_retry_batches")).all()
     assert (killed_batch.dry_run, killed_batch.finished_at, killed_batch.summary) == (False, None, None)
 
     # A fresh process (same default max_attempts=1: the rolled-back attempt never counted) finishes.
@@ -155,8 +170,9 @@ def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once
     fetches = Counter(r.path for r in webhook_receiver.requests)
     assert fetches == Counter({f"/objects/{k}": 2 if k == in_flight else 1 for k in keys})
     with engine.connect() as conn:
-        audits = conn.execute(text(
-            "SELECT count(*) FILTER (WHERE finished_at IS NULL), count(*) FROM or_retry_batches")).one()
+        audits = conn.execute(
+            text("SELECT count(*) FILTER (WHERE finished_at IS NULL), count(*) FROM or_retry_batches")
+        ).one()
     assert tuple(audits) == (1, 1 + len(summaries))
 
 
@@ -167,10 +183,15 @@ CALLERS = 8
 
 
 def _trigger(url: str, ramp_uuid: str, n: int) -> requests.Response:
-    raw = json.dumps({"trigger_key": f"live-{n}",
-                      "data": {"company": {"id": f"live-c-{n}", "name": f"Live {n}"}}}).encode()
-    return requests.post(f"{url}/api/ramps/{ramp_uuid}/trigger", data=raw, timeout=30, headers={
-        "Content-Type": "application/json", SIGNATURE_HEADER: sign(SIGNING_SECRET, raw)})
+    raw = json.dumps(
+        {"trigger_key": f"live-{n}", "data": {"company": {"id": f"live-c-{n}", "name": f"Live {n}"}}}
+    ).encode()
+    return requests.post(
+        f"{url}/api/ramps/{ramp_uuid}/trigger",
+        data=raw,
+        timeout=30,
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(SIGNING_SECRET, raw)},
+    )
 
 
 def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
@@ -187,8 +208,10 @@ def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
     deadline = time.monotonic() + 60
 
     # Threads beyond the callers' four per process, so live triggers are not queued behind them.
-    with running_service(database_url, tmp_path / "a", threads=CALLERS // 2 + 2) as a, \
-            running_service(database_url, tmp_path / "b", threads=CALLERS // 2 + 2) as b:
+    with (
+        running_service(database_url, tmp_path / "a", threads=CALLERS // 2 + 2) as a,
+        running_service(database_url, tmp_path / "b", threads=CALLERS // 2 + 2) as b,
+    ):
         urls = [a.url, b.url]
         # Warm each process up (API-key check) with a dry run, so both start the race level.
         for url in urls:
@@ -261,10 +284,13 @@ def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
     assert [k for k in live_keys if state[k] != live_once] == []
 
     with engine.connect() as conn:
-        audits = conn.execute(text(
-            "SELECT count(*) FILTER (WHERE NOT dry_run), count(*) FILTER (WHERE dry_run),"
-            " count(*) FILTER (WHERE finished_at IS NULL),"
-            " coalesce(sum((summary->>'success')::int) FILTER (WHERE NOT dry_run), 0)"
-            " FROM or_retry_batches")).one()
+        audits = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE NOT dry_run), count(*) FILTER (WHERE dry_run),"
+                " count(*) FILTER (WHERE finished_at IS NULL),"
+                " coalesce(sum((summary->>'success')::int) FILTER (WHERE NOT dry_run), 0)"
+                " FROM or_retry_batches"
+            )
+        ).one()
     # One audit row per HTTP call (plus the two warm-up dry runs), all finished, agreeing on totals.
     assert tuple(audits) == (len(calls), 2, 0, SCALE_ROWS)

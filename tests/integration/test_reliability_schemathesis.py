@@ -4,6 +4,7 @@ Derandomized and bounded, so it is repeatable.
 
 Strategies are drawn inside a plain hypothesis test (not schemathesis' pytest plugin, which does
 not run under pytest 9)."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ from app.signing import SIGNATURE_HEADER, sign
 from tests.support.retry_scenarios import SIGNING_SECRET, api_key_headers, backlog
 
 TRIGGER = "/api/ramps/{ramp_uuid}/trigger"
-CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance,
-               response_headers_conformance, response_schema_conformance]
+CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture
@@ -44,8 +50,7 @@ def test_generated_retry_requests_never_get_a_500(api_schema, session_factory):
     operation = api_schema["/api/ramps/executions/retry-batch"]["POST"]
     statuses: set[int] = set()
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     @given(operation.as_strategy())
     def check(case):
         # Admin credentials on every call, so retry-batch requests reach the parser and the use case.
@@ -96,8 +101,7 @@ def test_generated_signed_triggers_reach_the_handler(api_schema, load, mode):
     statuses: Counter[int] = Counter()
     nul_refusals: list[bytes] = []
 
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     @given(operation.as_strategy(generation_mode=mode, path_parameters={"ramp_uuid": ramp_uuid}))
     def check(case):
         assert case.path_parameters["ramp_uuid"] == ramp_uuid  # the real ramp, not a 404

@@ -1,6 +1,7 @@
 """Secrets never leak: API secrets, the signing secret, the app's SECRET_KEY, signatures and the
 sign-in session cookie stay out of logs (records and the process's stdout/stderr), out of Sentry
 events and out of error responses."""
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,13 @@ def test_trigger_with_bad_signature_leaks_no_secret(client, load, config, captur
 
 def test_failing_replay_leaks_no_secret(client, load, session_factory, config, webhook_receiver, captured):
     webhook_receiver.fail_with(500)
-    load(backlog(2, base_url=webhook_receiver.url, steps=["fetch_crm_record", "find_or_create_account",
-                                                         "create_project", "notify"]))
+    load(
+        backlog(
+            2,
+            base_url=webhook_receiver.url,
+            steps=["fetch_crm_record", "find_or_create_account", "create_project", "notify"],
+        )
+    )
     admin = api_key_headers(session_factory)
     response = post(client, admin, window(dry_run=False))
     assert response.status_code == 200, response.get_json()
@@ -131,8 +137,7 @@ def _cookie_needles(auth_app, cookie: str) -> list[str]:
 
 def _response_text(response) -> str:
     # A Set-Cookie back to the caller is not a leak; every other header and the body are.
-    headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items()
-                        if k.lower() != "set-cookie")
+    headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items() if k.lower() != "set-cookie")
     return headers + "\n" + response.get_data(as_text=True)
 
 
@@ -146,8 +151,7 @@ def _assert_event_has_no_cookie(event: dict) -> None:
     assert headers.get("cookie") in (None, "", "[Filtered]"), headers.get("cookie")
 
 
-def test_session_cookie_stays_out_of_logs_on_a_good_call(auth_app, session_factory, load, captured,
-                                                         sentry_events):
+def test_session_cookie_stays_out_of_logs_on_a_good_call(auth_app, session_factory, load, captured, sentry_events):
     load(backlog(2))
     cookie = _signed_in_cookie(auth_app, session_factory)
     response = curl_post(auth_app, URL, cookie, json_body=window())
@@ -160,9 +164,7 @@ def test_session_cookie_stays_out_of_logs_on_a_good_call(auth_app, session_facto
     _assert_absent(needles, _response_text(response), logs, sentry_events.raw())
 
 
-def test_tampered_or_expired_cookie_is_401_without_echoing_it(
-    auth_app, session_factory, load, captured, sentry_events
-):
+def test_tampered_or_expired_cookie_is_401_without_echoing_it(auth_app, session_factory, load, captured, sentry_events):
     load(backlog(1))
     cookie = _signed_in_cookie(auth_app, session_factory)
     payload, signature = cookie.rsplit(".", 1)
@@ -172,8 +174,9 @@ def test_tampered_or_expired_cookie_is_401_without_echoing_it(
 
     config = auth_app.config["ONRAMP"]
     with session_factory() as s, s.begin():
-        s.execute(update(UserSession).values(
-            last_seen_at=utcnow() - timedelta(minutes=config.session_idle_minutes + 1)))
+        s.execute(
+            update(UserSession).values(last_seen_at=utcnow() - timedelta(minutes=config.session_idle_minutes + 1))
+        )
     expired = curl_post(auth_app, URL, cookie, json_body=window())
 
     for response in (refused, expired):

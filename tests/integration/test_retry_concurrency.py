@@ -1,4 +1,5 @@
 """Race safety: concurrent callers never replay a row twice; a locked row is skipped, not waited on."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """The retry endpoint with an ONRAMP_ADMIN browser session (as in the runbook's curl -b examples)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -36,7 +37,10 @@ def test_admin_cookie_runs_a_dry_run_audited_as_the_user(auth_app, session_facto
 def test_cookie_with_a_form_body_is_415(auth_app, session_factory):
     cookie = _cookie_for(auth_app, session_factory, "ops@example.com", ROLE_ADMIN)
     response = curl_post(
-        auth_app, URL, cookie, data="since=2026-05-11T12:30:00Z",
+        auth_app,
+        URL,
+        cookie,
+        data="since=2026-05-11T12:30:00Z",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 415

@@ -1,4 +1,5 @@
 """Executing retry batches: draining, failure isolation, suppression, audit, dry runs."""
+
 from __future__ import annotations
 
 import time
@@ -98,7 +99,12 @@ def test_one_batch_with_failures_and_successes(client, admin, load, session_fact
     assert body["summary"]["success"] == 2
     assert body["summary"]["error"] == 2
     outcomes = {e["execution_uuid"]: e for e in body["eligible"]}
-    assert [e["execution_uuid"] for e in body["eligible"]] == [ok1["uuid"], crm_down["uuid"], no_company["uuid"], ok2["uuid"]]
+    assert [e["execution_uuid"] for e in body["eligible"]] == [
+        ok1["uuid"],
+        crm_down["uuid"],
+        no_company["uuid"],
+        ok2["uuid"],
+    ]
     assert outcomes[crm_down["uuid"]]["error"] == {
         "type": "IntegrationConnectionError",
         "category": "integration",
@@ -180,7 +186,9 @@ def test_a_failure_outside_the_runner_rolls_back_and_is_recorded(client, admin, 
         assert row.last_error_type == "DataError"
         assert session.scalar(select(func.count()).select_from(Project).where(Project.execution_id == row.id)) == 0
         # The runner's own log entries were rolled back with it; only the failure record remains.
-        levels = session.scalars(select(ExecutionLog.level).where(ExecutionLog.execution_id == row.id, ExecutionLog.attempt == 1)).all()
+        levels = session.scalars(
+            select(ExecutionLog.level).where(ExecutionLog.execution_id == row.id, ExecutionLog.attempt == 1)
+        ).all()
         assert levels == ["ERROR"]
         (history,) = session.scalars(select(WorkflowHistory).where(WorkflowHistory.execution_id == row.id)).all()
         assert history.details["outcome"] == "error"
@@ -218,7 +226,10 @@ def test_unsuppressed_replays_send_one_signed_webhook_each(client, admin, load, 
 def test_latest_version_runs_the_current_definition(client, admin, load, session_factory):
     # v1 (what the row ran) notifies; v2 (current) does not.
     r = ramp(
-        versions=[{"version": 1}, {"version": 2, "steps": [{"type": "find_or_create_account"}, {"type": "create_project"}]}],
+        versions=[
+            {"version": 1},
+            {"version": 2, "steps": [{"type": "find_or_create_account"}, {"type": "create_project"}]},
+        ],
         current_version=2,
     )
     row = execution(r, version=1, email="owner@example.com")
@@ -247,11 +258,21 @@ def test_hand_picked_execute_replays_only_those_rows(client, admin, load, sessio
 
 def _snapshot(engine) -> dict:
     tables = [
-        "or_ramp_executions", "or_execution_logs", "or_workflow_history", "or_projects",
-        "or_accounts", "or_object_entity_ids", "or_notification_outbox",
+        "or_ramp_executions",
+        "or_execution_logs",
+        "or_workflow_history",
+        "or_projects",
+        "or_accounts",
+        "or_object_entity_ids",
+        "or_notification_outbox",
     ]
     with engine.connect() as conn:
-        return {t: conn.execute(text(f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} x")).scalar() for t in tables}
+        return {
+            t: conn.execute(
+                text(f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} x")
+            ).scalar()
+            for t in tables
+        }
 
 
 def test_dry_run_changes_nothing_but_its_audit_row(client, admin, load, engine, session_factory, caplog):

@@ -1,4 +1,5 @@
 """Every skip reason of the retry endpoint, their order, the window edges and hand-picked rows."""
+
 from __future__ import annotations
 
 from datetime import timedelta

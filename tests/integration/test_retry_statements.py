@@ -1,4 +1,5 @@
 """A retry call costs a fixed number of SQL statements, whatever the number of rows in scope."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -45,7 +46,9 @@ def _truncate(engine):
     from app.models import Base
 
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in Base.metadata.sorted_tables)} RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text(f"TRUNCATE {', '.join(t.name for t in Base.metadata.sorted_tables)} RESTART IDENTITY CASCADE")
+        )
 
 
 def test_dry_run_statement_count_does_not_grow_with_the_scope(load, engine, session_factory, config):

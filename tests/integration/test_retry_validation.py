@@ -1,4 +1,5 @@
 """The request contract of the retry endpoint: auth, content type, and every validation rule."""
+
 from __future__ import annotations
 
 import uuid
@@ -96,7 +97,9 @@ def test_body_must_be_a_json_object(client, admin):
 
 
 def test_non_json_body_is_415(client, admin, session_factory):
-    response = client.post(URL, data=f"since={SINCE}", headers=admin | {"Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        URL, data=f"since={SINCE}", headers=admin | {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
     response = client.post(URL, data="", headers=admin)

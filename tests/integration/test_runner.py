@@ -1,4 +1,5 @@
 """The workflow runner against real rows: steps, error classification, savepoint rollback."""
+
 from __future__ import annotations
 
 import uuid

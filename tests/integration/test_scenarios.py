@@ -1,4 +1,5 @@
 """Scenario files (SPEC section 5): the example loads, defaults apply, bad input writes nothing."""
+
 from __future__ import annotations
 
 import hashlib
@@ -63,7 +64,10 @@ def test_spec_example_loads_every_section(load, session_factory):
         assert (ramp.status, ramp.current_version) == ("active", 2)
         versions = {v.version: v for v in s.scalars(select(RampVersion).where(RampVersion.ramp_id == ramp.id))}
         assert [step["type"] for step in versions[2].steps] == [
-            "fetch_crm_record", "find_or_create_account", "create_project", "notify",
+            "fetch_crm_record",
+            "find_or_create_account",
+            "create_project",
+            "notify",
         ]
         assert versions[1].draft is False
 
@@ -97,8 +101,13 @@ def test_optional_keys_take_their_defaults(load, session_factory):
         "vendors": [{"id": 7, "name": "NoCrm", "integration": None}, sc.vendor(1)],
         "ramps": [r],
         "executions": [
-            {"uuid": sc.new_uuid(), "ramp_uuid": r["uuid"], "status_code": "PENDING",
-             "created_at": "2026-05-11T12:00:00", "trigger_key": "deal-1"},
+            {
+                "uuid": sc.new_uuid(),
+                "ramp_uuid": r["uuid"],
+                "status_code": "PENDING",
+                "created_at": "2026-05-11T12:00:00",
+                "trigger_key": "deal-1",
+            },
         ],
     }
     data["vendors"][1]["integration"].pop("token_revoked")
@@ -238,8 +247,19 @@ def _bad_status(data):
 
 @pytest.mark.parametrize(
     "breaker",
-    [_bad_datetime, _unknown_ramp, _missing_key, _unknown_key, _error_without_type, _version_not_in_ramp,
-     _current_version_missing, _unknown_vendor, _duplicate_execution, _bad_step, _bad_status],
+    [
+        _bad_datetime,
+        _unknown_ramp,
+        _missing_key,
+        _unknown_key,
+        _error_without_type,
+        _version_not_in_ramp,
+        _current_version_missing,
+        _unknown_vendor,
+        _duplicate_execution,
+        _bad_step,
+        _bad_status,
+    ],
 )
 def test_bad_input_names_the_path_and_writes_nothing(load, session_factory, breaker):
     data = sc.scenario(executions=5)

@@ -1,4 +1,5 @@
 """`POST /api/ramps/<ramp_uuid>/trigger`: the signed CRM webhook that starts an execution."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,15 @@ from tests.support import scenarios as sc
 BODY = {"trigger_key": "deal-42", "data": sc.payload("c-1", "Globex", "owner@example.com")}
 
 
-def _post(client, ramp_uuid, body=BODY, *, secret=sc.SIGNING_SECRET, content_type="application/json",
-          signature: str | None = "auto"):
+def _post(
+    client,
+    ramp_uuid,
+    body=BODY,
+    *,
+    secret=sc.SIGNING_SECRET,
+    content_type="application/json",
+    signature: str | None = "auto",
+):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {}
     if signature == "auto":
@@ -38,8 +46,7 @@ def ramp_uuid(load, webhook_receiver):
     return data["ramps"][0]["uuid"]
 
 
-def test_signed_trigger_runs_the_ramp_and_sends_a_signed_webhook(client, ramp_uuid, session_factory,
-                                                                 webhook_receiver):
+def test_signed_trigger_runs_the_ramp_and_sends_a_signed_webhook(client, ramp_uuid, session_factory, webhook_receiver):
     response = _post(client, ramp_uuid)
 
     assert response.status_code == 201, response.get_json()
@@ -70,8 +77,10 @@ def test_runs_the_current_version(client, load, session_factory, webhook_receive
     data = sc.scenario(webhook_receiver.url)
     ramp = data["ramps"][0]
     ramp["versions"].append(
-        {"version": 2, "steps": [{"type": t} for t in ("fetch_crm_record", "find_or_create_account",
-                                                      "create_project", "notify")]}
+        {
+            "version": 2,
+            "steps": [{"type": t} for t in ("fetch_crm_record", "find_or_create_account", "create_project", "notify")],
+        }
     )
     ramp["current_version"] = 2
     load(data)
@@ -100,8 +109,12 @@ def test_signature_covers_the_exact_bytes(client, ramp_uuid):
     raw = json.dumps(BODY).encode()
     signature = sign(sc.SIGNING_SECRET, raw)
     tampered = raw.replace(b"Globex", b"Evilco")
-    response = client.post(f"/api/ramps/{ramp_uuid}/trigger", data=tampered, content_type="application/json",
-                           headers={"X-Onramp-Signature": signature})
+    response = client.post(
+        f"/api/ramps/{ramp_uuid}/trigger",
+        data=tampered,
+        content_type="application/json",
+        headers={"X-Onramp-Signature": signature},
+    )
     assert response.status_code == 401
 
 
@@ -198,8 +211,9 @@ def test_missing_company_id_is_accepted_with_a_config_error(client, ramp_uuid, s
     assert webhook_receiver.requests == []
 
 
-def test_webhook_receiver_down_still_accepts_and_keeps_the_notification_pending(client, ramp_uuid, session_factory,
-                                                                              webhook_receiver):
+def test_webhook_receiver_down_still_accepts_and_keeps_the_notification_pending(
+    client, ramp_uuid, session_factory, webhook_receiver
+):
     webhook_receiver.fail_with(503)
 
     response = _post(client, ramp_uuid)

@@ -11,6 +11,7 @@
 
 By default every request is answered 200 with `{"ok": true}`.
 """
+
 from __future__ import annotations
 
 import json

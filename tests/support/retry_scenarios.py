@@ -3,6 +3,7 @@
 Times are minutes after INCIDENT_START (2026-05-11T12:30:00Z), so tests read as "row at +5".
 Every execution gets its own company id, so replays never share an account.
 """
+
 from __future__ import annotations
 
 import uuid

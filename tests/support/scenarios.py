@@ -1,4 +1,5 @@
 """Scenario documents for tests (SPEC section 5), with fresh uuids so tests never collide."""
+
 from __future__ import annotations
 
 import copy
@@ -79,8 +80,13 @@ def execution(
     return data
 
 
-def scenario(base_url: str = "http://127.0.0.1:9", *, ramp_steps: list[str] | None = None, executions: int = 0,
-             **ramp_overrides: Any) -> dict:
+def scenario(
+    base_url: str = "http://127.0.0.1:9",
+    *,
+    ramp_steps: list[str] | None = None,
+    executions: int = 0,
+    **ramp_overrides: Any,
+) -> dict:
     """One vendor (id 1) with an integration at `base_url`, one ramp, `executions` ERROR rows."""
     r = ramp(1, steps=ramp_steps, **ramp_overrides)
     return {
@@ -91,25 +97,60 @@ def scenario(base_url: str = "http://127.0.0.1:9", *, ramp_steps: list[str] | No
 
 
 _SPEC_EXAMPLE = {
-    "vendors": [{"id": 1, "name": "Acme",
-                 "integration": {"provider": "hubspot", "user_configured": True,
-                                 "token_revoked": False, "api_base_url": "http://127.0.0.1:9300",
-                                 "webhook_url": "http://127.0.0.1:9300/webhooks",
-                                 "signing_secret": "s3cr3t"}}],
-    "ramps": [{"uuid": "...", "vendor_id": 1, "name": "Project Create", "status": "active",
-               "current_version": 2,
-               "versions": [{"version": 1, "draft": False,
-                             "steps": [{"type": "find_or_create_account"}, {"type": "create_project"},
-                                       {"type": "notify"}]},
-                            {"version": 2, "steps": [{"type": "fetch_crm_record"},
-                                                     {"type": "find_or_create_account"},
-                                                     {"type": "create_project"}, {"type": "notify"}]}]}],
-    "executions": [{"uuid": "...", "ramp_uuid": "...", "version": 1, "status_code": "ERROR",
-                    "created_at": "2026-05-11T12:35:00Z", "trigger_key": "deal-42",
-                    "payload": {"company": {"id": "c-1", "name": "Globex"}, "owner": {"email": "a@b.c"}},
-                    "error_type": "UnboundLocalError",
-                    "error_message": "cannot access local variable 'new_task'",
-                    "replay_attempts": 0, "has_project": False}],
+    "vendors": [
+        {
+            "id": 1,
+            "name": "Acme",
+            "integration": {
+                "provider": "hubspot",
+                "user_configured": True,
+                "token_revoked": False,
+                "api_base_url": "http://127.0.0.1:9300",
+                "webhook_url": "http://127.0.0.1:9300/webhooks",
+                "signing_secret": "s3cr3t",
+            },
+        }
+    ],
+    "ramps": [
+        {
+            "uuid": "...",
+            "vendor_id": 1,
+            "name": "Project Create",
+            "status": "active",
+            "current_version": 2,
+            "versions": [
+                {
+                    "version": 1,
+                    "draft": False,
+                    "steps": [{"type": "find_or_create_account"}, {"type": "create_project"}, {"type": "notify"}],
+                },
+                {
+                    "version": 2,
+                    "steps": [
+                        {"type": "fetch_crm_record"},
+                        {"type": "find_or_create_account"},
+                        {"type": "create_project"},
+                        {"type": "notify"},
+                    ],
+                },
+            ],
+        }
+    ],
+    "executions": [
+        {
+            "uuid": "...",
+            "ramp_uuid": "...",
+            "version": 1,
+            "status_code": "ERROR",
+            "created_at": "2026-05-11T12:35:00Z",
+            "trigger_key": "deal-42",
+            "payload": {"company": {"id": "c-1", "name": "Globex"}, "owner": {"email": "a@b.c"}},
+            "error_type": "UnboundLocalError",
+            "error_message": "cannot access local variable 'new_task'",
+            "replay_attempts": 0,
+            "has_project": False,
+        }
+    ],
     "users": [{"email": "ops@example.com", "role": "ONRAMP_ADMIN"}],
     "api_keys": [{"name": "runbook-bot", "key": "k-1", "secret": "plain-secret", "role": "ONRAMP_ADMIN"}],
 }

@@ -8,6 +8,7 @@ Used by the process-level reliability tests: crashes and scale-out cannot be sho
 The process runs in its own session (start_new_session=True), so its pid is also its process group
 id and a kill reaches the gunicorn worker too; `running_service` always kills what it started.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,13 +68,30 @@ class ServiceProcess:
 
     def start(self, timeout: float = 20.0) -> ServiceProcess:
         command = [
-            sys.executable, "-m", "gunicorn", "-w", "1", "--threads", str(self._threads),
-            "-b", f"127.0.0.1:{self.port}", "--timeout", "60", "--graceful-timeout", "2", "wsgi:app",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "--threads",
+            str(self._threads),
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "2",
+            "wsgi:app",
         ]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=self._env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                command,
+                cwd=REPO_ROOT,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         state = wait_healthy(self.url, self.process, timeout, interval=0.1)
         if state == "ready":

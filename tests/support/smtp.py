@@ -1,9 +1,10 @@
 """A tiny SMTP sink on 127.0.0.1 for tests (enough of RFC 5321 for smtplib's send_message).
 
-    with SmtpSink() as sink:
-        sink.url                 # "smtp://127.0.0.1:<port>"
-        sink.messages            # [email.message.EmailMessage, ...]
+with SmtpSink() as sink:
+    sink.url                 # "smtp://127.0.0.1:<port>"
+    sink.messages            # [email.message.EmailMessage, ...]
 """
+
 from __future__ import annotations
 
 import socketserver

@@ -1,4 +1,5 @@
 """Pure pieces of auth: secret hashing, ID-token claim rules, role ranking."""
+
 from __future__ import annotations
 
 import pytest

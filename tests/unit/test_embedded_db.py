@@ -3,6 +3,7 @@
 One server is initialised per module and restarted by the tests that need a stopped server;
 tests run in file order, and test_stop_* come last.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,7 +77,11 @@ def _env() -> dict:
 def _cli(instance_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "app.embedded_db", "--instance-dir", str(instance_dir), *args],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -136,8 +141,11 @@ def test_concurrent_starts_share_one_server(instance):
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "app.embedded_db", "--instance-dir", str(instance), "start"],
-            cwd=REPO, env=_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]
@@ -248,7 +256,8 @@ def test_restarts_our_server_when_it_does_not_listen_on_tcp(instance):
     paths = edb._paths(instance)
     edb.pg_ctl(
         ["-w", "-l", str(paths.log_file), "-o", f"-h '' -k {paths.pgdata}", "start"],
-        pgdata=paths.pgdata, **edb._run_as_kwargs(),
+        pgdata=paths.pgdata,
+        **edb._run_as_kwargs(),
     )
     unix_only = edb._read_pid_file(paths.pgdata)
     assert unix_only is not None and unix_only.listen == ""
@@ -309,8 +318,7 @@ def test_ensure_database_and_default_database_url(instance):
     url = edb.default_database_url(instance)
     assert url == server.url("onramp")
     for dbname in ("onramp_a", "onramp_b", 'we"ird db', "onramp"):
-        conn = psycopg2.connect(host="127.0.0.1", port=server.port, user="postgres",
-                                dbname=dbname)
+        conn = psycopg2.connect(host="127.0.0.1", port=server.port, user="postgres", dbname=dbname)
         conn.close()
 
 

@@ -1,4 +1,5 @@
 """The devtools mocks behave as their README promises (they are what rehearsals trust)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -36,10 +37,15 @@ def crm():
 
 def test_webhooks_are_recorded_with_the_service_signature_checked(crm):
     body = json.dumps({"event": "PROJECT_CREATED", "project": {"uuid": "p-1"}}).encode()
-    good = requests.post(crm.url + "/webhooks/acme", data=body, timeout=5,
-                         headers={"X-Onramp-Signature": sign("acme-signing-secret", body)})
-    forged = requests.post(crm.url + "/webhooks/acme", data=body, timeout=5,
-                           headers={"X-Onramp-Signature": sign("someone-else", body)})
+    good = requests.post(
+        crm.url + "/webhooks/acme",
+        data=body,
+        timeout=5,
+        headers={"X-Onramp-Signature": sign("acme-signing-secret", body)},
+    )
+    forged = requests.post(
+        crm.url + "/webhooks/acme", data=body, timeout=5, headers={"X-Onramp-Signature": sign("someone-else", body)}
+    )
     unsigned = requests.post(crm.url + "/webhooks/acme", data=body, timeout=5)
     assert [r.status_code for r in (good, forged, unsigned)] == [200, 200, 200]
     received = requests.get(crm.url + "/_received", timeout=5).json()

@@ -1,4 +1,5 @@
 """The ordered reason list is the single source of truth for the eligibility SQL and the summary."""
+
 from __future__ import annotations
 
 import re
@@ -8,9 +9,18 @@ from app.retries.reasons import REASON_CODES, empty_counts
 from app.retries.schemas import RetryBatchRequestSchema
 
 SPEC_ORDER = (
-    "not_found", "status_not_error", "project_already_exists", "ramp_deleted", "ramp_archived",
-    "workflow_is_draft", "duplicate_trigger_succeeded", "config_error", "integration_disconnected",
-    "outside_time_window", "error_pattern_mismatch", "retry_limit_reached",
+    "not_found",
+    "status_not_error",
+    "project_already_exists",
+    "ramp_deleted",
+    "ramp_archived",
+    "workflow_is_draft",
+    "duplicate_trigger_succeeded",
+    "config_error",
+    "integration_disconnected",
+    "outside_time_window",
+    "error_pattern_mismatch",
+    "retry_limit_reached",
 )
 
 
