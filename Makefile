@@ -34,13 +34,11 @@ $(DEV_STAMP): $(VENV_STAMP) requirements-dev.txt
 
 # Start the embedded server first (when it is the one in use) so that a broken database
 # fails here with its log tail instead of deep inside a migration traceback.
-# Threaded workers (gthread): a worker's heartbeat does not wait for its requests, so an executing
-# retry batch held up by a slow CRM (25 rows x HTTP_TIMEOUT_SECONDS) is not killed by gunicorn's
-# timeout, and triggers are served beside running batches.
+# gunicorn's workers, threads, timeout and logging are in gunicorn.conf.py.
 run: venv
 	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m app.embedded_db start; fi
 	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/gunicorn -w 2 --threads 4 --timeout 120 -b 127.0.0.1:$(PORT) --access-logfile - wsgi:app
+	$(BIN)/gunicorn -c gunicorn.conf.py -b 127.0.0.1:$(PORT) wsgi:app
 
 # `python -m pytest` (not bin/pytest) puts the repo root on sys.path so `import app` works.
 test: venv-dev
