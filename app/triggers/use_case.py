@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
-from app.db import make_session_factory
 from app.errors import Conflict, NotFound, Unauthorized, UnsupportedMediaType, ValidationError
 from app.json_body import parse_json_body
 from app.models import CrmIntegration, Ramp, RampExecution, RampVersion, WorkflowHistory
@@ -107,18 +106,18 @@ def _report_runtime_error(result: RunResult, execution: RampExecution, ramp: Ram
 
 
 def trigger_ramp(
-    session: Session,
+    session_factory: sessionmaker[Session],
     ramp_uuid: str,
     raw_body: bytes,
     signature: str | None,
     *,
     config: Config,
     content_type: str | None = "application/json",
-    session_factory: sessionmaker[Session] | None = None,
 ) -> TriggerResult:
     """Verify, record and run one CRM trigger; returns the execution's outcome."""
     wanted = _ramp_uuid(ramp_uuid)
-    with session.begin():
+    # The one transaction of a trigger: checks, execution, history row, run and outbox rows.
+    with session_factory() as session, session.begin():
         ramp = session.scalar(select(Ramp).where(Ramp.uuid == wanted))
         if ramp is None:
             raise NotFound("No ramp with this uuid")
@@ -146,7 +145,9 @@ def trigger_ramp(
                 details={"trigger_key": execution.trigger_key, "ramp_version": version.version},
             )
         )
-        result = run_execution(session, execution, version, http_timeout=config.http_timeout_seconds)
+        result = run_execution(
+            session, execution, version, http_timeout=config.http_timeout_seconds, integration=integration
+        )
     log.info(
         "trigger ramp=%s execution=%s status=%s error=%s",
         ramp.uuid,
@@ -156,8 +157,8 @@ def trigger_ramp(
     )
     _report_runtime_error(result, execution, ramp)
 
-    factory = session_factory or make_session_factory(session.get_bind())
-    delivery = deliver(factory, result.pending_notification_ids, config=config)
+    # After the commit, in sessions of its own: a slow receiver holds no transaction open.
+    delivery = deliver(session_factory, result.pending_notification_ids, config=config)
     return TriggerResult(
         execution_uuid=execution.uuid,
         status=result.status,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from app.db import get_database, get_session
+from app.db import get_database
 from app.signing import SIGNATURE_HEADER
 from app.triggers.schemas import TriggerResponseSchema
 from app.triggers.use_case import trigger_ramp
@@ -15,13 +15,13 @@ bp = Blueprint("triggers", __name__)
 @bp.post("/api/ramps/<ramp_uuid>/trigger")
 def trigger(ramp_uuid: str):
     # The signature covers the raw bytes, so the body is read as sent (not re-encoded JSON).
+    # The use case opens its own session: one transaction, then delivery after the commit.
     result = trigger_ramp(
-        get_session(),
+        get_database().session_factory,
         ramp_uuid,
         request.get_data(cache=False),
         request.headers.get(SIGNATURE_HEADER),
         config=current_app.config["ONRAMP"],
         content_type=request.content_type,
-        session_factory=get_database().session_factory,
     )
     return TriggerResponseSchema().dump(result.as_response()), 201

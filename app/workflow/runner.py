@@ -23,9 +23,6 @@ from app.workflow.steps import STEP_HANDLERS, StepContext
 
 log = logging.getLogger(__name__)
 
-# Default of run_execution's `integration`: look it up (None would mean "the vendor has none").
-LOOK_UP = object()
-
 
 @dataclass
 class RunResult:
@@ -47,15 +44,15 @@ def run_execution(
     execution: RampExecution,
     version: RampVersion,
     *,
+    integration: CrmIntegration | None,
     suppress_notifications: bool = False,
     http_timeout: float = 5.0,
-    integration: CrmIntegration | None | object = LOOK_UP,
     count_attempt: bool = False,
 ) -> RunResult:
     """Run `version` for `execution`; the caller must hold an open transaction (and the row lock).
 
-    `integration`: the vendor's integration (or None) when the caller already loaded it in this
-    transaction, which saves a round trip; by default it is looked up here.
+    `integration`: the vendor's integration, or None when it has none. Every caller has loaded it
+    already in this transaction (the trigger to verify the signature, the replay with its row).
     `count_attempt`: this run is a replay and counts as one more `replay_attempts`, whether it
     succeeds or fails.
 
@@ -65,8 +62,6 @@ def run_execution(
     if not session.in_transaction():
         raise RuntimeError("run_execution needs the caller's open transaction")
     ramp = session.get(Ramp, execution.ramp_id)  # usually from the identity map: no SQL
-    if integration is LOOK_UP:
-        integration = session.query(CrmIntegration).filter_by(vendor_id=execution.vendor_id).one_or_none()
     now = utcnow()
     attempt = execution.replay_attempts + (1 if count_attempt else 0)
     pending_logs: list[dict] = [

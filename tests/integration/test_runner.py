@@ -7,7 +7,16 @@ import uuid
 import pytest
 from sqlalchemy import func, select, update
 
-from app.models import Account, ExecutionLog, Notification, ObjectEntityId, Project, RampExecution, RampVersion
+from app.models import (
+    Account,
+    CrmIntegration,
+    ExecutionLog,
+    Notification,
+    ObjectEntityId,
+    Project,
+    RampExecution,
+    RampVersion,
+)
 from app.models.base import utcnow
 from app.workflow import steps as workflow_steps
 from app.workflow.runner import run_execution
@@ -17,7 +26,10 @@ FETCH_STEPS = ["fetch_crm_record", "find_or_create_account", "create_project", "
 
 
 def _run(session_factory, execution_uuid, *, http_timeout: float = 2.0):
-    """Run the execution's version in one transaction, as a use case would; returns the result."""
+    """Run the execution's version in one transaction, as a use case would; returns the result.
+
+    Like the trigger and replay use cases, the caller loads the vendor's integration (or None).
+    """
     with session_factory() as s, s.begin():
         execution = s.scalar(select(RampExecution).where(RampExecution.uuid == uuid.UUID(str(execution_uuid))))
         version = s.scalar(
@@ -25,7 +37,8 @@ def _run(session_factory, execution_uuid, *, http_timeout: float = 2.0):
                 RampVersion.ramp_id == execution.ramp_id, RampVersion.version == execution.ramp_version
             )
         )
-        return run_execution(s, execution, version, http_timeout=http_timeout)
+        integration = s.scalar(select(CrmIntegration).where(CrmIntegration.vendor_id == execution.vendor_id))
+        return run_execution(s, execution, version, http_timeout=http_timeout, integration=integration)
 
 
 def _count(session_factory, model) -> int:
@@ -118,6 +131,20 @@ def test_fetch_crm_record_ok(load, session_factory, webhook_receiver):
 
     assert result.status == "SUCCESS", result.error_message
     assert [(r.method, r.path) for r in webhook_receiver.requests] == [("GET", f"/objects/{item['trigger_key']}")]
+
+
+def test_the_runner_uses_the_integration_its_caller_loaded(load, session_factory, webhook_receiver):
+    # The vendor has a working integration, but the caller says "none": the runner does not look
+    # it up behind the caller's back, and it cannot be called without saying.
+    _load_one(load, webhook_receiver.url, steps=FETCH_STEPS)
+    with session_factory() as s, s.begin():
+        execution = s.scalar(select(RampExecution))
+        version = s.scalar(select(RampVersion).where(RampVersion.ramp_id == execution.ramp_id))
+        with pytest.raises(TypeError):
+            run_execution(s, execution, version)
+        result = run_execution(s, execution, version, integration=None)
+    assert (result.status, result.error_type) == ("ERROR", "InvalidConfigurationError")
+    assert webhook_receiver.requests == []
 
 
 @pytest.mark.parametrize(
