@@ -6,13 +6,13 @@ either -- the database does not hold them in usable form.
 
 from __future__ import annotations
 
+import functools
 import logging
-from contextlib import contextmanager
 
 import click
 from flask.cli import AppGroup
 
-from app.auth import api_keys, users
+from app.auth import manage
 from app.db import get_database
 from app.errors import AppError
 from app.models.identity import ROLES
@@ -25,16 +25,21 @@ api_keys_cli = AppGroup("api-keys", help="Internal API keys for automation.")
 _role_option = click.option("--role", required=True, type=click.Choice(ROLES), help="Role to grant.")
 
 
-@contextmanager
-def _transaction():
-    session = get_database().session_factory()
-    try:
-        with session.begin():
-            yield session
-    except AppError as exc:
-        raise click.ClickException(exc.message) from exc
-    finally:
-        session.close()
+def _reports_errors(command):
+    """A typed error (unknown name, duplicate, bad role) becomes a one-line CLI error, exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except AppError as exc:
+            raise click.ClickException(exc.message) from exc
+
+    return wrapper
+
+
+def _factory():
+    return get_database().session_factory
 
 
 def _when(value) -> str:
@@ -44,19 +49,19 @@ def _when(value) -> str:
 @users_cli.command("create")
 @click.option("--email", required=True)
 @_role_option
+@_reports_errors
 def users_create(email: str, role: str) -> None:
     """Allow EMAIL to sign in with ROLE."""
-    with _transaction() as session:
-        user = users.create_user(session, email=email, role=role)
+    user = manage.add_user(_factory(), email=email, role=role)
     log.info("user created: %s role=%s", user.email, user.role)
     click.echo(f"created user {user.email} with role {user.role}")
 
 
 @users_cli.command("list")
+@_reports_errors
 def users_list() -> None:
     """List users, their roles and last sign-in."""
-    with _transaction() as session:
-        rows = users.list_users(session)
+    rows = manage.all_users(_factory())
     click.echo(f"{'EMAIL':40} {'ROLE':15} {'CREATED':26} LAST LOGIN")
     for user in rows:
         click.echo(f"{user.email:40} {user.role:15} {_when(user.created_at):26} {_when(user.last_login_at)}")
@@ -65,20 +70,20 @@ def users_list() -> None:
 @users_cli.command("set-role")
 @click.option("--email", required=True)
 @_role_option
+@_reports_errors
 def users_set_role(email: str, role: str) -> None:
     """Change a user's role (takes effect on their next request)."""
-    with _transaction() as session:
-        user = users.set_user_role(session, email=email, role=role)
+    user = manage.change_user_role(_factory(), email=email, role=role)
     log.info("user role changed: %s role=%s", user.email, user.role)
     click.echo(f"{user.email} now has role {user.role}")
 
 
 @users_cli.command("delete")
 @click.option("--email", required=True)
+@_reports_errors
 def users_delete(email: str) -> None:
     """Remove a user; their browser sessions stop working at once."""
-    with _transaction() as session:
-        users.delete_user(session, email)
+    manage.remove_user(_factory(), email)
     log.info("user deleted: %s", email.strip().lower())
     click.echo(f"deleted user {email.strip().lower()}")
 
@@ -86,10 +91,10 @@ def users_delete(email: str) -> None:
 @api_keys_cli.command("create")
 @click.option("--name", required=True, help="A unique name; it is what audit records show.")
 @_role_option
+@_reports_errors
 def api_keys_create(name: str, role: str) -> None:
     """Create a key and print its key and secret (shown only this once)."""
-    with _transaction() as session:
-        api_key, key, secret = api_keys.create_api_key(session, name=name, role=role)
+    api_key, key, secret = manage.issue_api_key(_factory(), name=name, role=role)
     log.info("api key created: %s role=%s", api_key.name, api_key.role)
     click.echo(f"created API key {api_key.name!r} with role {api_key.role}")
     click.echo("Store these now; they cannot be shown again:")
@@ -98,10 +103,10 @@ def api_keys_create(name: str, role: str) -> None:
 
 
 @api_keys_cli.command("list")
+@_reports_errors
 def api_keys_list() -> None:
     """List keys (names, roles, state, last use); never the key or the secret."""
-    with _transaction() as session:
-        rows = api_keys.list_api_keys(session)
+    rows = manage.all_api_keys(_factory())
     click.echo(f"{'NAME':30} {'ROLE':15} {'STATUS':8} {'CREATED':26} LAST USED")
     for row in rows:
         status = "revoked" if row.revoked_at else "active"
@@ -110,20 +115,20 @@ def api_keys_list() -> None:
 
 @api_keys_cli.command("revoke")
 @click.option("--name", required=True)
+@_reports_errors
 def api_keys_revoke(name: str) -> None:
     """Revoke a key; it stops working on the next request."""
-    with _transaction() as session:
-        api_key = api_keys.revoke_api_key(session, name)
+    api_key = manage.revoke_api_key(_factory(), name)
     log.info("api key revoked: %s", api_key.name)
     click.echo(f"revoked API key {api_key.name!r}")
 
 
 @api_keys_cli.command("rotate")
 @click.option("--name", required=True)
+@_reports_errors
 def api_keys_rotate(name: str) -> None:
     """Give a key a new secret (printed once); the old secret stops working at once."""
-    with _transaction() as session:
-        api_key, secret = api_keys.rotate_api_key(session, name)
+    api_key, secret = manage.rotate_api_key(_factory(), name)
     log.info("api key rotated: %s", api_key.name)
     click.echo(f"rotated API key {api_key.name!r}; the key is unchanged, the old secret no longer works")
     click.echo(f"secret: {secret}")

@@ -9,8 +9,8 @@ from flask.cli import AppGroup
 
 from app.db import get_database
 from app.errors import ValidationError
-from app.scenarios.loader import load_scenario_file
 from app.scenarios.schema import error_lines
+from app.scenarios.use_case import import_scenario_file
 
 scenario_cli = AppGroup("scenario", help="Scenario files (SPEC section 5).")
 
@@ -19,10 +19,8 @@ scenario_cli = AppGroup("scenario", help="Scenario files (SPEC section 5).")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 def load(file: str) -> None:
     """Load FILE in one transaction: all of it, or (on any error) nothing."""
-    session = get_database().session_factory()
     try:
-        with session.begin():
-            report = load_scenario_file(session, file)
+        report = import_scenario_file(get_database().session_factory, file)
     except ValidationError as exc:
         click.echo(f"error: {exc.message}", err=True)
         if isinstance(exc.details, dict) and all(isinstance(v, list) for v in exc.details.values()):
@@ -30,8 +28,6 @@ def load(file: str) -> None:
                 click.echo(f"  {line}", err=True)
         click.echo("nothing was written", err=True)
         sys.exit(1)
-    finally:
-        session.close()
     click.echo(f"loaded {file}")
     for line in report.summary_lines():
         click.echo(f"  {line}")
