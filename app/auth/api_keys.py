@@ -30,8 +30,6 @@ _HASH_BYTES = 32
 # gigabytes.
 _MAX_N = 2**20
 _MAX_RP = 32
-# Used to spend the same time on an unknown key as on a known one.
-_DUMMY_HASH: str | None = None
 
 
 def generate_key() -> str:
@@ -75,13 +73,6 @@ def verify_secret(secret: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)
-
-
-def _dummy_hash() -> str:
-    global _DUMMY_HASH
-    if _DUMMY_HASH is None:
-        _DUMMY_HASH = hash_secret(secrets.token_urlsafe(16))
-    return _DUMMY_HASH
 
 
 def _check_role(role: str) -> None:
@@ -172,14 +163,31 @@ def _verify_with_cache(secret: str, stored: str) -> bool:
     return True
 
 
-def authenticate_api_key(session: Session, key: str, secret: str) -> ApiKey | None:
-    """The live key matching both values, with last_used_at recorded; None otherwise."""
+def find_live_key(session: Session, key: str) -> ApiKey | None:
+    """The unrevoked key with this value, by its SHA-256 digest (one indexed lookup, no scrypt).
+
+    An unknown or revoked key is answered without touching any secret hash: the key is an
+    identifier, not a credential, so rejecting it quickly reveals nothing worth guessing, and
+    random keys cannot make the service burn CPU.
+    """
     api_key = session.scalar(select(ApiKey).where(ApiKey.key_hash == key_digest(key)))
-    if api_key is None:
-        verify_secret(secret, _dummy_hash())
+    if api_key is None or api_key.revoked_at is not None:
         return None
-    if not _verify_with_cache(secret, api_key.secret_hash) or api_key.revoked_at is not None:
-        return None
+    return api_key
+
+
+def accept_secret(session: Session, api_key: ApiKey, secret: str) -> bool:
+    """Check `secret` against a live key (scrypt unless verified before); records the use."""
+    if not _verify_with_cache(secret, api_key.secret_hash):
+        return False
     api_key.last_used_at = utcnow()
     session.flush()
+    return True
+
+
+def authenticate_api_key(session: Session, key: str, secret: str) -> ApiKey | None:
+    """The live key matching both values, with last_used_at recorded; None otherwise."""
+    api_key = find_live_key(session, key)
+    if api_key is None or not accept_secret(session, api_key, secret):
+        return None
     return api_key

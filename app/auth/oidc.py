@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import current_app
+from flask import current_app, url_for
 from joserfc.errors import JoseError
 
 from app.config import Config
@@ -92,9 +92,14 @@ def get_client():
     return oauth.create_client(CLIENT_NAME)
 
 
-def authorize_redirect(redirect_uri: str):
+def callback_url() -> str:
+    return url_for("auth.callback", _external=True)
+
+
+def authorize_redirect():
     """302 to the provider; state, nonce and PKCE verifier are stored in the cookie session."""
     client = get_client()
+    redirect_uri = callback_url()
     extra = {}
     domains = _config().admin_email_domains
     if len(domains) == 1:

@@ -1,14 +1,19 @@
 """Failed-attempt throttling in or_auth_throttle: a fixed window per subject.
 
-A subject (one API key, one client address signing in) gets LIMIT failures per WINDOW; after that
-every attempt -- right or wrong -- is answered 429 with Retry-After until the window that
+A subject (one API key, one client address signing in, one client address sending API keys) gets
+LIMIT failures per WINDOW; after that it is answered 429 with Retry-After until the window that
 collected the failures has passed. Nothing is locked for longer than one window, so the real
-holder of a key is never locked out for good.
+holder of a key is never locked out for good. What a blocked subject still may do is decided by
+the caller (app/auth/credentials.py, app/auth/signin.py).
+
+Client addresses are counted per IPv4 address and per IPv6 /64, the block one client is usually
+given (so walking through the addresses of one's own /64 gains nothing).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import random
 from datetime import datetime, timedelta
@@ -16,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.errors import TooManyRequests
 from app.models.base import utcnow
 
 LIMIT = 10
@@ -29,8 +35,36 @@ def api_key_subject(key: str) -> str:
     return "api_key:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+def client_address(remote_addr: str | None) -> str:
+    """The address a client is counted under: itself for IPv4, its /64 for IPv6."""
+    if not remote_addr:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return remote_addr[:200]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def signin_subject(remote_addr: str | None) -> str:
-    return f"signin:{remote_addr or 'unknown'}"[:400]
+    return f"signin:{client_address(remote_addr)}"
+
+
+def api_client_subject(remote_addr: str | None) -> str:
+    """Failed API-key attempts (unknown keys included) from one client address."""
+    return f"api_client:{client_address(remote_addr)}"
+
+
+def too_many(seconds: int, message: str = "Too many failed attempts; try again later") -> TooManyRequests:
+    return TooManyRequests(
+        message,
+        details={"retry_after_seconds": seconds},
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 def retry_after(session: Session, subject: str, *, now: datetime | None = None) -> int | None:

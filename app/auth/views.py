@@ -10,11 +10,9 @@ from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask import session as cookie_session
 from markupsafe import escape
 
-from app.auth import oidc, sessions, throttle
+from app.auth import sessions, signin
 from app.auth.access import Actor, current_actor, enforce_json_for_cookie, require_role
-from app.auth.users import find_user
-from app.db import get_session
-from app.errors import TooManyRequests
+from app.db import get_database
 from app.models.identity import ROLE_VIEWER
 
 log = logging.getLogger(__name__)
@@ -22,59 +20,18 @@ log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
-def _signin_subject() -> str:
-    return throttle.signin_subject(request.remote_addr)
-
-
-def _check_signin_throttle() -> None:
-    session = get_session()
-    with session.begin():
-        blocked_for = throttle.retry_after(session, _signin_subject())
-    if blocked_for is not None:
-        raise TooManyRequests(
-            "Too many failed sign-ins from this address; try again later",
-            details={"retry_after_seconds": blocked_for},
-            headers={"Retry-After": str(blocked_for)},
-        )
-
-
-def _record_signin_failure(reason: str) -> None:
-    session = get_session()
-    with session.begin():
-        throttle.record_failure(session, _signin_subject())
-    log.warning("sign-in refused: %s", reason)
-
-
 @bp.get("/login")
 def login():
-    _check_signin_throttle()
-    return oidc.authorize_redirect(url_for("auth.callback", _external=True))
+    return signin.begin_sign_in(get_database().session_factory, request.remote_addr)
 
 
 @bp.get("/callback")
 def callback():
-    _check_signin_throttle()
-    try:
-        identity = oidc.finish_sign_in()
-    except (oidc.SignInFailed, oidc.SignInRefused) as exc:
-        _record_signin_failure((exc.details or {}).get("reason", exc.code))
-        raise
-    session = get_session()
-    with session.begin():
-        user = find_user(session, identity.email)
-        user_session = None if user is None else sessions.create_session(session, user)
-    if user_session is None:
-        # A proven email is not an account: only the users table grants access.
-        _record_signin_failure("unknown_user")
-        raise oidc.SignInRefused(
-            f"{identity.email} has no access here; an administrator must add you first",
-            details={"reason": "unknown_user"},
-        )
+    signed_in = signin.complete_sign_in(get_database().session_factory, request.remote_addr)
     # A fresh cookie session (no fixation): only the new sid survives.
     cookie_session.clear()
-    cookie_session["sid"] = str(user_session.sid)
+    cookie_session["sid"] = str(signed_in.sid)
     cookie_session.permanent = True
-    log.info("signed in: %s", identity.email)
     return redirect(url_for("auth.me"))
 
 
@@ -85,9 +42,7 @@ def logout():
     if sid is not None:
         # Same CSRF rule as every cookie-authenticated write.
         enforce_json_for_cookie(Actor(kind="user", name="", role=""))
-        session = get_session()
-        with session.begin():
-            signed_out = sessions.revoke_session(session, sid)
+        signed_out = signin.sign_out(get_database().session_factory, sid)
     cookie_session.clear()
     return jsonify({"signed_out": signed_out})
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 
+import pytest
 from sqlalchemy import select, update
 
 from app.auth import throttle
@@ -155,3 +157,89 @@ def test_keys_and_secrets_never_reach_the_log(auth_app, session_factory, caplog)
         _post(auth_app, key, secret + "-wrong")
         _post(auth_app, key + "-wrong", secret)
     assert key not in caplog.text and secret not in caplog.text
+
+
+# --- unauthenticated cost: unknown keys are cheap and counted per client address -------------
+
+ADDRESS = "198.51.100.7"  # a documentation address: only a WSGI environ value, never contacted
+OTHER_ADDRESS = "203.0.113.9"
+
+
+def _from(auth_app, address, key, secret):
+    client = auth_app.test_client()
+    return client.post(ADMIN_ACTION, json={}, headers=_headers(key, secret), environ_base={"REMOTE_ADDR": address})
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch):
+    """Counts every scrypt computation (the expensive part of a secret check)."""
+    calls = []
+    real = hashlib.scrypt
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return calls
+
+
+def _throttle_rows(session_factory) -> dict[str, int]:
+    with session_factory() as s, s.begin():
+        return dict(s.execute(select(AuthThrottle.subject, AuthThrottle.failures)).all())
+
+
+def test_an_unknown_key_costs_no_scrypt(auth_app, session_factory, scrypt_calls):
+    key, secret = _key(session_factory)
+    scrypt_calls.clear()
+
+    assert _post(auth_app, "ork_" + secrets.token_urlsafe(24), secret).status_code == 401
+    assert scrypt_calls == []
+
+    # The counter works: a known key with a wrong secret pays one scrypt check.
+    assert _post(auth_app, key, secret + "x").status_code == 401
+    assert len(scrypt_calls) == 1
+
+
+def test_random_keys_from_one_address_are_throttled_without_a_row_per_key(auth_app, session_factory, scrypt_calls):
+    for _ in range(throttle.LIMIT):
+        response = _from(auth_app, ADDRESS, "ork_" + secrets.token_urlsafe(24), "guess")
+        assert response.status_code == 401
+    for _ in range(5):
+        blocked = _from(auth_app, ADDRESS, "ork_" + secrets.token_urlsafe(24), "guess")
+        assert blocked.status_code == 429
+        assert 0 < int(blocked.headers["Retry-After"]) <= throttle.WINDOW.total_seconds()
+        assert blocked.get_json()["error"]["code"] == "too_many_requests"
+    assert scrypt_calls == []
+
+    # One row for the address (not one per key), and no further writes while it is blocked.
+    rows = _throttle_rows(session_factory)
+    assert len(rows) == 1 and list(rows.values()) == [throttle.LIMIT]
+    assert ADDRESS in next(iter(rows))
+
+    # Another address is not affected.
+    assert _from(auth_app, OTHER_ADDRESS, "ork_" + secrets.token_urlsafe(24), "guess").status_code == 401
+
+
+def test_a_correct_key_still_works_from_a_throttled_address(auth_app, session_factory, scrypt_calls):
+    key, secret = _key(session_factory)
+    for _ in range(throttle.LIMIT):
+        _from(auth_app, ADDRESS, "ork_" + secrets.token_urlsafe(24), "guess")
+    assert _from(auth_app, ADDRESS, "ork_" + secrets.token_urlsafe(24), "guess").status_code == 429
+
+    # An address is a weak identity (NAT, proxies): a correct key and secret are not locked out.
+    assert _from(auth_app, ADDRESS, key, secret).status_code == 200
+
+    # A wrong secret for a known key still pays scrypt and counts against that key.
+    scrypt_calls.clear()
+    assert _from(auth_app, ADDRESS, key, "wrong").status_code == 401
+    assert len(scrypt_calls) == 1
+    assert _throttle_rows(session_factory)[throttle.api_key_subject(key)] == 1
+
+
+def test_bad_secrets_also_count_against_the_address(auth_app, session_factory):
+    key, _ = _key(session_factory)
+    for _ in range(throttle.LIMIT):
+        assert _from(auth_app, ADDRESS, key, "guess").status_code == 401
+    assert _from(auth_app, ADDRESS, "ork_" + secrets.token_urlsafe(24), "guess").status_code == 429
+    assert _from(auth_app, OTHER_ADDRESS, "ork_" + secrets.token_urlsafe(24), "guess").status_code == 401

@@ -322,3 +322,32 @@ def test_sign_in_is_refused_when_not_configured(client):
         "OIDC_CLIENT_SECRET",
         "ADMIN_EMAIL_DOMAINS",
     }
+
+
+# --- the Authorization header: only our key shape or our secret header means "API key" -------
+
+
+def test_a_foreign_authorization_scheme_does_not_break_cookie_auth(auth_app, session_factory, admin_calls):
+    client, _ = _signed_in_admin(auth_app, session_factory)
+    # e.g. a proxy in front of the service adding its own Basic credentials
+    for value in ("Basic dXNlcjpwYXNz", "Bearer eyJhbGciOiJub25lIn0.e30.", "Negotiate  abc"):
+        response = client.post(ADMIN_ACTION, json={}, headers={"Authorization": value})
+        assert response.status_code == 200, value
+        assert response.get_json()["kind"] == "user"
+        assert client.get(VIEWER_PAGE, headers={"Authorization": value}).status_code == 200
+    assert [a.name for a in admin_calls] == [ADMIN] * 3
+
+
+def test_a_half_sent_pair_of_our_headers_is_401_even_with_a_cookie(auth_app, session_factory, admin_calls):
+    client, _ = _signed_in_admin(auth_app, session_factory)
+    for headers in (
+        {"Authorization": "ork_some-key-without-a-scheme"},
+        {"Authorization": ""},
+        {"or-internal-api-auth-secret": "a-secret"},
+        # Our secret header makes Authorization the key, whatever it looks like: never a fall-back.
+        {"Authorization": "Basic dXNlcjpwYXNz", "or-internal-api-auth-secret": "a-secret"},
+    ):
+        response = client.post(ADMIN_ACTION, json={}, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.get_json()["error"]["code"] == "unauthorized"
+    assert admin_calls == []
