@@ -10,6 +10,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOOGLE_METADATA_URL = "https://accounts.google.com/.well-known/openid-configuration"
@@ -38,6 +39,33 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in value.split(",") if part.strip())
 
 
+def parse_public_base_url(value: str | None) -> str | None:
+    """`scheme://host[:port][/prefix]` without a trailing slash, or None when unset.
+
+    Anything else (no scheme or host, credentials, a query or a fragment) stops start-up: a
+    redirect URI built from a wrong base would only fail later, at the provider.
+    """
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.username is None
+            and parts.password is None
+            and not parts.query
+            and not parts.fragment
+        )
+        parts.port  # noqa: B018 -- raises ValueError for a malformed port
+    except ValueError:
+        valid = False
+    if not valid:
+        raise RuntimeError(f"PUBLIC_BASE_URL must look like https://host[:port][/prefix], not {value!r}")
+    return value.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Config:
     # None means "start the embedded PostgreSQL under instance/".
@@ -51,6 +79,9 @@ class Config:
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
     admin_email_domains: tuple[str, ...] = ()
+    # Where browsers reach the service; the OIDC redirect URI is built from it, never from the
+    # request's Host header. Required for sign-in outside development.
+    public_base_url: str | None = None
     smtp_url: str | None = None
     email_from: str = "onramp@localhost"
     # Session cookie: Secure everywhere but local development.
@@ -89,6 +120,7 @@ class Config:
             oidc_client_id=env.get("OIDC_CLIENT_ID") or None,
             oidc_client_secret=env.get("OIDC_CLIENT_SECRET") or None,
             admin_email_domains=_list(env.get("ADMIN_EMAIL_DOMAINS")),
+            public_base_url=parse_public_base_url(env.get("PUBLIC_BASE_URL")),
             smtp_url=env.get("SMTP_URL") or None,
             email_from=env.get("EMAIL_FROM", "onramp@localhost"),
             session_cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE"), environment != "development"),

@@ -62,6 +62,9 @@ def missing_settings(config: Config) -> list[str]:
     # Fail closed: with no domain list nobody's email domain is allowed.
     if not config.admin_email_domains:
         missing.append("ADMIN_EMAIL_DOMAINS")
+    # Outside development the redirect URI must not follow a Host header the client chose.
+    if not config.public_base_url and config.environment != "development":
+        missing.append("PUBLIC_BASE_URL")
     return missing
 
 
@@ -92,14 +95,17 @@ def get_client():
     return oauth.create_client(CLIENT_NAME)
 
 
-def callback_url() -> str:
+def callback_url(config: Config) -> str:
+    """PUBLIC_BASE_URL + /auth/callback; only in development may the request's host stand in."""
+    if config.public_base_url:
+        return config.public_base_url + url_for("auth.callback")
     return url_for("auth.callback", _external=True)
 
 
 def authorize_redirect():
     """302 to the provider; state, nonce and PKCE verifier are stored in the cookie session."""
-    client = get_client()
-    redirect_uri = callback_url()
+    client = get_client()  # refuses (503) outside development without PUBLIC_BASE_URL
+    redirect_uri = callback_url(_config())
     extra = {}
     domains = _config().admin_email_domains
     if len(domains) == 1:

@@ -76,7 +76,7 @@ _SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_LOGOUT_SCRIPT.encode
 def _me_html(actor: Actor) -> str:
     who = escape(actor.name)
     role = escape(actor.role)
-    base = escape(request.host_url.rstrip("/"))
+    base = escape((current_app.config["ONRAMP"].public_base_url or request.host_url).rstrip("/"))
     curl = ""
     if actor.kind == "user":
         curl = f"""

@@ -13,6 +13,8 @@ from app.models.identity import ROLE_ADMIN, ROLE_VIEWER
 
 CLIENT_ID = "onramp-test-client"
 CLIENT_SECRET = "onramp-test-client-secret"
+# The Flask test client's own host, so the provider's redirect comes back to the test app.
+PUBLIC_BASE_URL = "http://localhost"
 ADMIN_ACTION = "/test-auth/admin-action"
 VIEWER_PAGE = "/test-auth/viewer"
 

@@ -12,7 +12,7 @@ import pytest
 
 from app import create_app
 from devtools.mock_oidc import MockOIDCProvider
-from tests.integration.auth_support import CLIENT_ID, CLIENT_SECRET, probe_blueprint
+from tests.integration.auth_support import CLIENT_ID, CLIENT_SECRET, PUBLIC_BASE_URL, probe_blueprint
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def auth_app_and_calls(config, provider):
         oidc_client_id=CLIENT_ID,
         oidc_client_secret=CLIENT_SECRET,
         admin_email_domains=("example.com",),
+        public_base_url=PUBLIC_BASE_URL,
         session_cookie_secure=True,
     )
     application = create_app(auth_config)

@@ -6,12 +6,16 @@ the JWKS from the provider running on 127.0.0.1.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from sqlalchemy import func, select, update
 
+from app import create_app
 from app.auth import throttle
 from app.auth.users import create_user, delete_user, set_user_role
 from app.models.base import utcnow
@@ -19,6 +23,7 @@ from app.models.identity import ROLE_ADMIN, ROLE_VIEWER, AuthThrottle, UserSessi
 from tests.integration.auth_support import (
     ADMIN_ACTION,
     CLIENT_ID,
+    PUBLIC_BASE_URL,
     VIEWER_PAGE,
     curl_post,
     provider_redirect,
@@ -321,6 +326,7 @@ def test_sign_in_is_refused_when_not_configured(client):
         "OIDC_CLIENT_ID",
         "OIDC_CLIENT_SECRET",
         "ADMIN_EMAIL_DOMAINS",
+        "PUBLIC_BASE_URL",
     }
 
 
@@ -351,3 +357,57 @@ def test_a_half_sent_pair_of_our_headers_is_401_even_with_a_cookie(auth_app, ses
         assert response.status_code == 401, headers
         assert response.get_json()["error"]["code"] == "unauthorized"
     assert admin_calls == []
+
+
+# --- the redirect URI: from PUBLIC_BASE_URL, never from the request's Host header -------------
+
+
+def _redirect_uri(login_response) -> str:
+    assert login_response.status_code == 302, login_response.get_json()
+    query = parse_qs(urlsplit(login_response.headers["Location"]).query)
+    return query["redirect_uri"][0]
+
+
+def test_redirect_uri_ignores_the_host_header(auth_app):
+    client = auth_app.test_client()
+    forged = client.get("/auth/login", headers={"Host": "attacker.test"})
+    assert urlsplit(_redirect_uri(forged)).hostname == "localhost"
+    assert _redirect_uri(forged) == f"{PUBLIC_BASE_URL}/auth/callback"
+
+
+@pytest.fixture
+def app_with(auth_app):
+    """`app_with(**config_changes)`: another app on the same database and provider."""
+    made = []
+
+    def build(**changes):
+        application = create_app(dataclasses.replace(auth_app.config["ONRAMP"], **changes))
+        made.append(application)
+        return application
+
+    yield build
+    for application in made:
+        application.extensions["onramp_db"].dispose()
+
+
+def test_sign_in_without_public_base_url_fails_closed_outside_development(app_with):
+    client = app_with(public_base_url=None).test_client()
+    for path in ("/auth/login", "/auth/callback?code=x&state=y"):
+        response = client.get(path, headers={"Host": "attacker.test"})
+        assert response.status_code == 503, path
+        error = response.get_json()["error"]
+        assert error["code"] == "sign_in_not_configured"
+        assert error["details"]["missing"] == ["PUBLIC_BASE_URL"]
+        assert "PUBLIC_BASE_URL" in error["message"]
+
+
+def test_in_development_the_request_host_may_stand_in(app_with, session_factory):
+    application = app_with(public_base_url=None, environment="development")
+    client = application.test_client()
+    assert _redirect_uri(client.get("/auth/login")) == "http://localhost/auth/callback"
+    assert _redirect_uri(client.get("/auth/login", headers={"Host": "127.0.0.1:8000"})) == (
+        "http://127.0.0.1:8000/auth/callback"
+    )
+    # A configured base wins in development too.
+    configured = app_with(public_base_url="https://onramp.example.com", environment="development")
+    assert _redirect_uri(configured.test_client().get("/auth/login")) == "https://onramp.example.com/auth/callback"

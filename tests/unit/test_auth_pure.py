@@ -7,6 +7,7 @@ import pytest
 from app.auth.access import has_role
 from app.auth.api_keys import hash_secret, verify_secret
 from app.auth.oidc import SignInRefused, check_claims
+from app.config import Config, parse_public_base_url
 from app.models.identity import ROLE_ADMIN, ROLE_VIEWER
 
 DOMAINS = ("example.com",)
@@ -85,3 +86,37 @@ def test_roles_rank():
     assert has_role(ROLE_ADMIN, ROLE_ADMIN) and has_role(ROLE_ADMIN, ROLE_VIEWER)
     assert has_role(ROLE_VIEWER, ROLE_VIEWER) and not has_role(ROLE_VIEWER, ROLE_ADMIN)
     assert not has_role("SOMETHING_ELSE", ROLE_VIEWER)
+
+
+@pytest.mark.parametrize(
+    "raw, parsed",
+    [
+        (None, None),
+        ("", None),
+        ("  ", None),
+        ("https://onramp.example.com", "https://onramp.example.com"),
+        ("https://onramp.example.com/", "https://onramp.example.com"),
+        (" http://127.0.0.1:8000/ ", "http://127.0.0.1:8000"),
+        ("https://tools.example.com/onramp/", "https://tools.example.com/onramp"),
+    ],
+)
+def test_public_base_url_is_parsed(raw, parsed):
+    env = {"PUBLIC_BASE_URL": raw} if raw is not None else {}
+    assert Config.from_env({"ONRAMP_ENV": "test", "SECRET_KEY": "k", **env}).public_base_url == (parsed)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "onramp.example.com",
+        "ftp://onramp.example.com",
+        "https://",
+        "https://user:pw@onramp.example.com",
+        "https://onramp.example.com/?next=x",
+        "https://onramp.example.com/#top",
+        "https://onramp.example.com:notaport",
+    ],
+)
+def test_a_malformed_public_base_url_stops_start_up(raw):
+    with pytest.raises(RuntimeError, match="PUBLIC_BASE_URL"):
+        parse_public_base_url(raw)
