@@ -26,7 +26,8 @@ from app.models.base import utcnow
 
 LIMIT = 10
 WINDOW = timedelta(minutes=5)
-# Roughly one failure in fifty also sweeps expired rows, so random junk keys cannot grow the table.
+# Roughly one failure in fifty also sweeps expired rows, so subjects that stopped failing (old
+# addresses, keys) do not pile up.
 _PURGE_PROBABILITY = 0.02
 
 

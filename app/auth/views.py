@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask import session as cookie_session
@@ -14,8 +13,6 @@ from app.auth import sessions, signin
 from app.auth.access import Actor, current_actor, enforce_json_for_cookie, require_role
 from app.db import get_database
 from app.models.identity import ROLE_VIEWER
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 

@@ -7,6 +7,7 @@ import pytest
 from app.auth.access import has_role
 from app.auth.api_keys import hash_secret, verify_secret
 from app.auth.oidc import SignInRefused, check_claims
+from app.auth.throttle import client_address
 from app.config import Config, parse_public_base_url
 from app.models.identity import ROLE_ADMIN, ROLE_VIEWER
 
@@ -120,3 +121,18 @@ def test_public_base_url_is_parsed(raw, parsed):
 def test_a_malformed_public_base_url_stops_start_up(raw):
     with pytest.raises(RuntimeError, match="PUBLIC_BASE_URL"):
         parse_public_base_url(raw)
+
+
+@pytest.mark.parametrize(
+    "remote_addr, counted_as",
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),  # same /64, same bucket
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        (None, "unknown"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_client_addresses_are_counted_per_ipv4_address_and_ipv6_64(remote_addr, counted_as):
+    assert client_address(remote_addr) == counted_as
