@@ -97,7 +97,8 @@ class WorkflowHistory(Base):
     __tablename__ = "or_workflow_history"
     __table_args__ = (
         Index("ix_or_workflow_history_execution_id", "execution_id"),
-        Index("ix_or_workflow_history_batch_id", "batch_id"),
+        # A batch's or a job's replays, newest first (the brake window, recent errors).
+        Index("ix_or_workflow_history_batch_id", "batch_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

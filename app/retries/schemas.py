@@ -43,15 +43,43 @@ class RetryRequest:
     ramp_uuids: tuple[uuid.UUID, ...] | None = None
     execution_uuids: tuple[uuid.UUID, ...] | None = None
     error_pattern: str | None = None
-    suppress_notifications: bool = False
+    suppress_notifications: bool | None = False  # None only on a plan call that did not send it
     force_retry: bool = False
     max_attempts: int = 1
     workflow_version: str = "original"
     dry_run: bool = True
+    # Set on a call that works on a plan: then only `dry_run` and `suppress_notifications` come
+    # from the call (None: the plan's own), everything else from the plan's stored request.
+    plan_token: str | None = None
 
     @property
     def hand_picked(self) -> bool:
         return self.execution_uuids is not None
+
+    @classmethod
+    def from_normalised(cls, stored: dict, **overrides) -> RetryRequest:
+        """The request `normalised()` stored (a plan's), with `overrides` applied."""
+
+        def when(value: str | None) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        def uuids(values) -> tuple[uuid.UUID, ...] | None:
+            return tuple(uuid.UUID(v) for v in values) if values is not None else None
+
+        fields = dict(
+            since=when(stored.get("since")),
+            until=when(stored.get("until")),
+            vendor_ids=tuple(stored["vendor_ids"]) if stored.get("vendor_ids") is not None else None,
+            ramp_uuids=uuids(stored.get("ramp_uuids")),
+            execution_uuids=uuids(stored.get("execution_uuids")),
+            error_pattern=stored.get("error_pattern"),
+            suppress_notifications=bool(stored.get("suppress_notifications", False)),
+            force_retry=bool(stored.get("force_retry", False)),
+            max_attempts=int(stored.get("max_attempts", 1)),
+            workflow_version=stored.get("workflow_version", "original"),
+            dry_run=bool(stored.get("dry_run", True)),
+        )
+        return cls(**(fields | overrides))
 
     def normalised(self) -> dict:
         """The request as the audit record stores it: defaults filled, times in UTC ISO-8601."""
@@ -74,7 +102,12 @@ class RetryRequest:
             "max_attempts": self.max_attempts,
             "workflow_version": self.workflow_version,
             "dry_run": self.dry_run,
+            **({"plan_token": self.plan_token} if self.plan_token is not None else {}),
         }
+
+
+# The fields a call may send beside `plan_token`.
+PLAN_CALL_FIELDS = frozenset({"plan_token", "dry_run", "suppress_notifications"})
 
 
 def _dedupe(values):
@@ -97,6 +130,7 @@ class RetryBatchRequestSchema(Schema):
     max_attempts = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
     workflow_version = fields.String(load_default="original", validate=validate.OneOf(WORKFLOW_VERSIONS))
     dry_run = StrictBoolean(load_default=True)
+    plan_token = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
 
     # Runs even when single fields failed, so one answer names every bad field.
     @validates_schema(skip_on_field_errors=False, pass_original=True)
@@ -105,6 +139,13 @@ class RetryBatchRequestSchema(Schema):
             return  # marshmallow already reports "Invalid input type."
         errors: dict[str, list[str]] = {}
         given = original_data
+        if given.get("plan_token") is not None:
+            # The plan fixed its scope and filters; only these may change per call.
+            for name in sorted(set(given) - PLAN_CALL_FIELDS):
+                errors[name] = ["Cannot be combined with plan_token: the plan fixed it."]
+            if errors:
+                raise ValidationError(errors)
+            return
         picked = data.get("execution_uuids") is not None or given.get("execution_uuids") is not None
         if picked:
             for name in ("since", "until"):
@@ -122,8 +163,16 @@ class RetryBatchRequestSchema(Schema):
         if errors:
             raise ValidationError(errors)
 
-    @post_load
-    def _make_request(self, data, **kwargs) -> RetryRequest:
+    @post_load(pass_original=True)
+    def _make_request(self, data, original_data, **kwargs) -> RetryRequest:
+        if data["plan_token"] is not None:
+            given = original_data.get("suppress_notifications")
+            return RetryRequest(
+                plan_token=data["plan_token"],
+                dry_run=data["dry_run"],
+                # Not sent: the plan's own setting applies (resolved when the plan is loaded).
+                suppress_notifications=data["suppress_notifications"] if given is not None else None,
+            )
         if data["execution_uuids"] is None and data["until"] is None:
             data["until"] = datetime.now(UTC)
         for name in ("since", "until"):
@@ -185,6 +234,9 @@ class SummarySchema(Schema):
 class RetryBatchResponseSchema(Schema):
     batch_id = fields.String()
     dry_run = fields.Boolean()
+    # Dry runs: the plan holding every eligible row of this preview (SPEC section 6).
+    plan_token = fields.String(allow_none=True)
+    plan_expires_at = fields.DateTime(allow_none=True)
     summary = fields.Nested(SummarySchema)
     eligible = fields.List(fields.Nested(EligibleRowSchema))
     skipped = fields.List(fields.Nested(SkippedRowSchema))

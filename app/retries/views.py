@@ -10,7 +10,7 @@ from app.db import get_database
 from app.errors import UnsupportedMediaType, ValidationError
 from app.json_body import parse_json_body
 from app.models.identity import ROLE_ADMIN
-from app.retries.replay import retry_batch
+from app.retries.batch import retry_batch
 from app.retries.schemas import RetryBatchRequestSchema, RetryBatchResponseSchema
 
 bp = Blueprint("retries", __name__)
