@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 CLOSE_RETRY_DELAYS = (0.2, 1.0, 3.0)
 
 
-def open_audit(session_factory: sessionmaker[Session], request: RetryRequest, actor: ActorLike) -> tuple[uuid.UUID, int]:
+def open_audit(
+    session_factory: sessionmaker[Session], request: RetryRequest, actor: ActorLike
+) -> tuple[uuid.UUID, int]:
     """Insert the call's audit row in its own transaction; (batch uuid, row id)."""
     batch = RetryBatch(
         uuid=uuid.uuid4(),

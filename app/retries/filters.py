@@ -285,5 +285,3 @@ def scope(request: RetryRequest, *, report_missing: bool, ordered: bool, in_plan
         "e.uuid",
         "e.created_at, e.id",
     )
-
-

@@ -34,7 +34,9 @@ _RECORD = (
         RetryPlanRow.execution_id == bindparam("p_execution_id"),
         RetryPlanRow.outcome.is_(None),
     )
-    .values(outcome=bindparam("p_outcome"), reason=bindparam("p_reason"), detail=bindparam("p_detail"), done_at=func.now())
+    .values(
+        outcome=bindparam("p_outcome"), reason=bindparam("p_reason"), detail=bindparam("p_detail"), done_at=func.now()
+    )
 )
 
 
@@ -116,12 +118,10 @@ def record_outcome(
 
 def copy_rows(session: Session, source_plan_id: int, target_plan_id: int) -> int:
     """Give a new plan the rows of another that are not handled yet (a job started from a plan)."""
-    pending = select(
-        bindparam("target", target_plan_id), RetryPlanRow.created_at, RetryPlanRow.execution_id
-    ).where(RetryPlanRow.plan_id == source_plan_id, RetryPlanRow.outcome.is_(None))
-    result = session.execute(
-        insert(RetryPlanRow).from_select(["plan_id", "created_at", "execution_id"], pending)
+    pending = select(bindparam("target", target_plan_id), RetryPlanRow.created_at, RetryPlanRow.execution_id).where(
+        RetryPlanRow.plan_id == source_plan_id, RetryPlanRow.outcome.is_(None)
     )
+    result = session.execute(insert(RetryPlanRow).from_select(["plan_id", "created_at", "execution_id"], pending))
     return result.rowcount
 
 
@@ -133,7 +133,5 @@ def set_total(session: Session, plan: RetryPlan, total: int) -> None:
 def delete_expired(session: Session, *, now: datetime | None = None) -> int:
     """Delete plans past their expiry that no retry job runs on (their rows go with them)."""
     owned_by_job = exists().where(RetryJob.plan_id == RetryPlan.id)
-    result = session.execute(
-        delete(RetryPlan).where(RetryPlan.expires_at <= (now or utcnow()), ~owned_by_job)
-    )
+    result = session.execute(delete(RetryPlan).where(RetryPlan.expires_at <= (now or utcnow()), ~owned_by_job))
     return result.rowcount
