@@ -74,9 +74,10 @@ def create_plan(
 def load_plan(session: Session, token: str, *, now: datetime | None = None) -> RetryPlan:
     """The plan for `token`: 404 `plan_not_found` when there is none, 410 `plan_expired` after 24 h.
 
-    A plan a retry job made for itself is not offered by token: jobs are driven by their own API.
+    A retry job's own plan is a plan like any other: it may be previewed (what is left of the job)
+    and executed; rows handled either way are handled for both.
     """
-    plan = session.scalar(select(RetryPlan).where(RetryPlan.token == token, RetryPlan.batch_id.is_not(None)))
+    plan = session.scalar(select(RetryPlan).where(RetryPlan.token == token))
     if plan is None:
         raise PlanNotFound(details={"plan_token": token})
     if plan.expires_at <= (now or utcnow()):

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from app.models import RampExecution, RetryBatch, RetryPlan, RetryPlanRow, WorkflowHistory
 from app.models.base import utcnow
@@ -16,6 +16,7 @@ from app.retries.batch import retry_batch
 from app.retries.schemas import RetryBatchRequestSchema
 from tests.support.retry_scenarios import (
     ADMIN_ACTOR,
+    add_failures_like,
     api_key_headers,
     backlog,
     post,
@@ -78,7 +79,7 @@ def test_only_plan_rows_are_replayed_when_new_failures_arrive(client, admin, loa
     token = preview(client, admin)["plan_token"]
     # New failures in the same window after the preview: not part of the plan.
     late = [str(uuid.uuid4()) for _ in range(5)]
-    _insert_like(session_factory, data["executions"][0]["uuid"], late)
+    add_failures_like(session_factory, data["executions"][0]["uuid"], late)
 
     first = ok(on_plan(client, admin, token, dry_run=False, suppress_notifications=True))
     second = ok(on_plan(client, admin, token, dry_run=False, suppress_notifications=True))
@@ -92,23 +93,6 @@ def test_only_plan_rows_are_replayed_when_new_failures_arrive(client, admin, loa
     assert all(now[u] == ("ERROR", 0) for u in late)
     # A fresh dry run of the window does find them.
     assert preview(client, admin)["summary"]["eligible"] == 5
-
-
-def _insert_like(session_factory, template_uuid: str, uuids: list[str]) -> None:
-    """New ERROR executions of the same ramp, a little older than the template row."""
-    with session_factory() as session, session.begin():
-        for n, new in enumerate(uuids):
-            session.execute(
-                text(
-                    "INSERT INTO or_ramp_executions (uuid, vendor_id, ramp_id, ramp_version, status_code,"
-                    " trigger_key, trigger_payload, replay_attempts, last_error_type, last_error_category,"
-                    " last_error_message, created_at, updated_at)"
-                    " SELECT CAST(:new AS uuid), vendor_id, ramp_id, ramp_version, 'ERROR', 'late-' || :n,"
-                    " trigger_payload, 0, last_error_type, last_error_category, last_error_message,"
-                    " created_at - interval '10 seconds', now() FROM or_ramp_executions WHERE uuid = :t"
-                ),
-                {"new": new, "n": str(n), "t": template_uuid},
-            )
 
 
 def test_scope_fields_beside_a_token_are_refused(client, admin, load):
