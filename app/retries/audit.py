@@ -1,4 +1,5 @@
-"""The audit record of every retry-batch call (`or_retry_batches`), dry runs included.
+"""The audit record of every retry-batch and dismiss-batch call (`or_retry_batches`), dry runs
+included.
 
 The row is written before any work starts and closed at the end, each in its own short
 transaction. Closing must survive a lost connection (a backend terminated, a failover): it is
@@ -18,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import RetryBatch
 from app.models.base import utcnow
 from app.retries.results import ActorLike
-from app.retries.schemas import RetryRequest
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,16 @@ CLOSE_RETRY_DELAYS = (0.2, 1.0, 3.0)
 
 
 def open_audit(
-    session_factory: sessionmaker[Session], request: RetryRequest, actor: ActorLike
+    session_factory: sessionmaker[Session], *, request: dict, dry_run: bool, actor: ActorLike, kind: str = "retry"
 ) -> tuple[uuid.UUID, int]:
     """Insert the call's audit row in its own transaction; (batch uuid, row id)."""
     batch = RetryBatch(
         uuid=uuid.uuid4(),
+        kind=kind,
         actor=actor.name,
         actor_type=actor.kind,
-        dry_run=request.dry_run,
-        request=request.normalised(),
+        dry_run=dry_run,
+        request=request,
         started_at=utcnow(),
     )
     with session_factory() as session, session.begin():

@@ -27,16 +27,17 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
 from app.errors import AppError, DatabaseUnavailable
-from app.models import RetryPlan
+from app.models import RampExecution, RetryPlan
 from app.observability import log_batch_summary
 from app.retries import eligibility, plans
 from app.retries.audit import close_audit, open_audit
 from app.retries.filters import ScopedRow
+from app.retries.merge_patch import merge_patch
 from app.retries.replay_unit import PlanRows, ReplayContext, Replayed, RowSource, ScopeRows, replay_next
 from app.retries.results import ActorLike, BatchResult, EligibleEntry, SkippedEntry, Summary, actor_label
 from app.retries.schemas import RetryRequest
@@ -63,7 +64,7 @@ def retry_batch(
 ) -> BatchResult:
     """Run one retry-batch call (dry run or execute) and record it in `or_retry_batches`."""
     clock = time.monotonic()
-    batch_id, audit_id = open_audit(session_factory, request, actor)
+    batch_id, audit_id = open_audit(session_factory, request=request.normalised(), dry_run=request.dry_run, actor=actor)
     progress: list[Replayed] = []
     try:
         plan = None
@@ -129,12 +130,13 @@ def _run(
             would_replay, skipped_rows = eligibility.list_rows(
                 session, request, eligible_limit=MAX_BATCH_SIZE, skipped_limit=SKIPPED_LIST_LIMIT, plan_id=plan_id
             )
+            patched = _patched_payloads(session, request, would_replay)
             if plan is None:
                 plan = _new_plan(session, request, actor, batch_id)
                 counts = plan.counts
             else:
                 counts = eligibility.count_by_reason(session, request, plan_id=plan_id)  # last: planner settings
-        entries = [_entry(row, outcome="would_replay") for row in would_replay]
+        entries = [_entry(row, outcome="would_replay", payload=patched.get(row.id)) for row in would_replay]
         remaining = counts.get(None, 0) - len(entries)
     else:
         source: RowSource = PlanRows(plan_id) if plan_id is not None else ScopeRows()
@@ -144,6 +146,7 @@ def _run(
             batch_id=batch_id,
             config=config,
             planned_by=plan.created_by if plan is not None else None,
+            payload_patches=request.payload_patches,
         )
         _replay_rows(session_factory, ctx, source, progress)
         entries = [_replayed_entry(step) for step in progress]
@@ -243,11 +246,27 @@ def _replay_rows(session_factory, ctx: ReplayContext, source: RowSource, progres
             progress.append(step)
 
 
+def _patched_payloads(session: Session, request: RetryRequest, rows: list[ScopedRow]) -> dict[int, dict]:
+    """For the listed rows a payload patch changes: the payload they would run with."""
+    patches = request.payload_patches or {}
+    ids = [row.id for row in rows if str(row.execution_uuid) in patches]
+    if not ids:
+        return {}
+    stored = session.execute(
+        select(RampExecution.id, RampExecution.uuid, RampExecution.trigger_payload).where(RampExecution.id.in_(ids))
+    )
+    return {row.id: merge_patch(row.trigger_payload, patches[str(row.uuid)]) for row in stored}
+
+
 def _replayed_entry(step: Replayed) -> EligibleEntry:
-    return _entry(step.row, outcome=step.outcome, error=step.error, project_uuid=step.project_uuid)
+    return _entry(
+        step.row, outcome=step.outcome, error=step.error, project_uuid=step.project_uuid, payload=step.payload
+    )
 
 
-def _entry(row: ScopedRow, *, outcome: str, error=None, project_uuid: str | None = None) -> EligibleEntry:
+def _entry(
+    row: ScopedRow, *, outcome: str, error=None, project_uuid: str | None = None, payload: dict | None = None
+) -> EligibleEntry:
     return EligibleEntry(
         execution_uuid=str(row.execution_uuid),
         vendor_id=row.vendor_id,
@@ -258,4 +277,5 @@ def _entry(row: ScopedRow, *, outcome: str, error=None, project_uuid: str | None
         outcome=outcome,
         error=error,
         project_uuid=project_uuid,
+        payload=payload,
     )

@@ -8,7 +8,9 @@
   * `recheck`           the reason of one row, in a fresh statement (run under the row lock);
   * `reasons_of`        the reasons of the few rows an executing call replayed, to tell its own
                         work apart in the counts taken after it;
-  * `lock_for_failure_record`  the row lock for recording a replay that failed outside the runner.
+  * `lock_for_failure_record`  the row lock for recording a replay that failed outside the runner;
+  * `error_summary`     the blast radius: the window's ERROR rows grouped, with how many of each
+                        group a retry with the defaults would take, in one pass.
 
 So a call costs a fixed number of statements whatever the number of rows in scope; nothing here
 loops over rows.
@@ -248,3 +250,46 @@ def lock_for_failure_record(session: Session, execution_id: int) -> str | None:
     """Lock one execution without waiting; its status, or None when someone else holds it."""
     row = session.execute(text(LOCK_FOR_FAILURE_RECORD_SQL), {"execution_id": execution_id}).first()
     return row.status_code if row is not None else None
+
+
+# ---- blast radius -----------------------------------------------------------------------------
+
+# group_by name -> the columns it groups on (and reports), in the order of SPEC section 8.
+SUMMARY_GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "vendor": (("vendor_id", "e.vendor_id"),),
+    "ramp": (("ramp_uuid", "r.uuid"), ("ramp_name", "r.name")),
+    "category": (("category", "e.last_error_category"),),
+    "error_type": (("error_type", "e.last_error_type"),),
+}
+MAX_SUMMARY_GROUPS = 500
+
+
+def error_summary_sql(request: RetryRequest, group_by: tuple[str, ...]) -> str:
+    found = scope(request, report_missing=False, ordered=False)
+    columns = [(alias, expr) for name in group_by for alias, expr in SUMMARY_GROUPS[name]]
+    select_list = "".join(f"{expr} AS {alias}, " for alias, expr in columns)
+    group_list = ", ".join(expr for _, expr in columns) or "()"
+    order = ", ".join(["count(*) DESC", *(f"{expr} NULLS LAST" for _, expr in columns)])
+    # One pass: per group its rows, the rows a retry with the defaults would take (the same CASE
+    # as every other statement) and a sample; the window functions carry the totals over every
+    # group, so truncating the list to MAX_SUMMARY_GROUPS changes no total.
+    return f"""SELECT {select_list}count(*) AS count,
+    count(*) FILTER (WHERE f.reason IS NULL) AS eligible,
+    min(e.created_at) AS first_at,
+    max(e.created_at) AS last_at,
+    max(e.last_error_message) AS sample_message,
+    sum(count(*)) OVER () AS total_rows,
+    sum(count(*) FILTER (WHERE f.reason IS NULL)) OVER () AS total_eligible,
+    count(*) OVER () AS total_groups
+{found.source}
+WHERE {found.where}
+GROUP BY {group_list}
+ORDER BY {order}
+LIMIT :group_limit"""
+
+
+def error_summary(session: Session, request: RetryRequest, group_by: tuple[str, ...]) -> list[dict]:
+    """The window's groups, biggest first, at most MAX_SUMMARY_GROUPS; each row also carries the
+    totals over all groups (`total_rows`, `total_eligible`, `total_groups`)."""
+    params = bind_params(request) | {"group_limit": MAX_SUMMARY_GROUPS}
+    return [dict(row) for row in session.execute(text(error_summary_sql(request, group_by)), params).mappings()]

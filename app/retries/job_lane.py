@@ -130,6 +130,7 @@ def run_lane(
         batch_id=job.uuid,
         config=config,
         job_uuid=job.uuid,
+        payload_patches=job.request.get("payload_patches"),
     )
     source = JobRows(job.id, job.plan_id)
     after: tuple[datetime, int] | None = None

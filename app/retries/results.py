@@ -38,6 +38,7 @@ class EligibleEntry:
     outcome: str  # would_replay | success | error
     error: ReplayError | None = None
     project_uuid: str | None = None
+    payload: dict | None = None  # set when a payload patch changes the row's input
 
 
 @dataclass
