@@ -22,6 +22,10 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(retries_bp)
 
+    from app.retries.job_views import bp as retry_jobs_bp
+
+    app.register_blueprint(retry_jobs_bp)
+
     from app.openapi import bp as openapi_bp
 
     app.register_blueprint(openapi_bp)

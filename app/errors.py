@@ -82,6 +82,44 @@ class TooManyRequests(AppError):
     message = "Too many attempts; slow down"
 
 
+class PlanNotFound(NotFound):
+    code = "plan_not_found"
+    message = "No plan has this token"
+
+
+class PlanExpired(AppError):
+    status_code = 410
+    code = "plan_expired"
+    message = "This plan has expired; preview again for a new one"
+
+
+class JobNotFound(NotFound):
+    code = "not_found"
+    message = "No retry job has this id"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+    message = "The job cannot make this move from its current state"
+
+
+class IdempotencyKeyReused(AppError):
+    status_code = 422
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was already used with a different request"
+
+
+class DatabaseUnavailable(AppError):
+    """PostgreSQL cannot be reached (refused, lost, restarting): nothing was decided, re-send."""
+
+    status_code = 503
+    code = "database_unavailable"
+    message = "The database is unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None, *, details: Any = None):
+        super().__init__(message, details=details, headers={"Retry-After": "5"})
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
@@ -118,8 +156,19 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """True for a lost or refused database connection, not for a failed statement."""
-    if not isinstance(exc, DBAPIError):
-        return False
+    # A statement that failed because the connection died surfaces later as another error (e.g.
+    # SQLAlchemy's PendingRollbackError on the next use): look along the chain for the cause.
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and _lost_connection(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _lost_connection(exc: DBAPIError) -> bool:
     if exc.connection_invalidated:
         return True
     sqlstate = getattr(exc.orig, "pgcode", None)
@@ -155,6 +204,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if is_database_unavailable(exc):
+            # E.g. SQLAlchemy's PendingRollbackError after the connection died mid-transaction.
+            return _app_error(DatabaseUnavailable())
         # Sentry's Flask integration has already seen the exception; log it with the request id.
         log.exception("unhandled error")
         return error_response("internal_error", "Internal server error", 500)

@@ -5,7 +5,9 @@ from app.models.audit import RetryBatch
 from app.models.base import Base
 from app.models.executions import ExecutionLog, RampExecution, WorkflowHistory
 from app.models.identity import ApiKey, AuthThrottle, User, UserSession
+from app.models.jobs import RetryJob, RetryJobEvent
 from app.models.outbox import Notification
+from app.models.plans import RetryPlan, RetryPlanRow
 from app.models.ramps import Ramp, RampVersion
 from app.models.tenancy import CrmIntegration, Vendor
 
@@ -23,6 +25,10 @@ __all__ = [
     "RampExecution",
     "RampVersion",
     "RetryBatch",
+    "RetryJob",
+    "RetryJobEvent",
+    "RetryPlan",
+    "RetryPlanRow",
     "User",
     "UserSession",
     "Vendor",

@@ -11,11 +11,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, created_at_column, new_uuid, utcnow
 
-EXECUTION_STATUSES = ("PENDING", "RUNNING", "SUCCESS", "ERROR")
+# DISMISSED: an operator decided the failure must never be replayed (SPEC section 9).
+EXECUTION_STATUSES = ("PENDING", "RUNNING", "SUCCESS", "ERROR", "DISMISSED")
 LOG_LEVELS = ("INFO", "WARNING", "ERROR")
 ERROR_CATEGORIES = ("config", "integration", "runtime")
 HISTORY_ACTION_REPLAYED = "WORKFLOW_HISTORY_ACTION_REPLAYED"
 HISTORY_ACTION_TRIGGERED = "WORKFLOW_HISTORY_ACTION_TRIGGERED"
+HISTORY_ACTION_DISMISSED = "WORKFLOW_HISTORY_ACTION_DISMISSED"
 
 
 class RampExecution(Base):
@@ -97,7 +99,8 @@ class WorkflowHistory(Base):
     __tablename__ = "or_workflow_history"
     __table_args__ = (
         Index("ix_or_workflow_history_execution_id", "execution_id"),
-        Index("ix_or_workflow_history_batch_id", "batch_id"),
+        # A batch's or a job's replays, newest first (the brake window, recent errors).
+        Index("ix_or_workflow_history_batch_id", "batch_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

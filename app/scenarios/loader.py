@@ -36,7 +36,7 @@ from app.scenarios.schema import ExistingRows, check_references, scenario_error,
 from app.workflow.errors import classify
 from app.workflow.log import append_log
 
-_TERMINAL = ("SUCCESS", "ERROR")
+_TERMINAL = ("SUCCESS", "ERROR", "DISMISSED")
 
 
 @dataclass

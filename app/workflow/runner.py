@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from app.errors import is_database_unavailable
 from app.models import CrmIntegration, Ramp, RampExecution, RampVersion
 from app.models.base import utcnow
 from app.notifications.outbox import Queued
@@ -93,6 +94,10 @@ def run_execution(
             pending_logs.append(dict(level="INFO", step=current_step, message=message))
         savepoint.commit()
     except Exception as exc:  # any step failure is recorded, classified, and ends the run
+        if is_database_unavailable(exc):
+            # Not the step's failure: the database went away. Nothing can be recorded on this
+            # connection; the caller rolls back and leaves the row as it was.
+            raise
         savepoint.rollback()
         error_type, category, message = describe(exc)
         result = RunResult(

@@ -98,7 +98,7 @@ class EndpointClaim:
 
         from app.prepared import prepare
         from app.retries import eligibility
-        from app.retries.replay import LOAD_FOR_REPLAY
+        from app.retries.replay_unit import LOAD_FOR_REPLAY
         from app.retries.schemas import RetryBatchRequestSchema
 
         request = RetryBatchRequestSchema().load(

@@ -573,7 +573,7 @@ def print_table(rows) -> None:
 def endpoint_available() -> str | None:
     """None when the retry endpoint can be benchmarked, else why not."""
     try:
-        from app.retries.replay import retry_batch  # noqa: F401
+        from app.retries.batch import retry_batch  # noqa: F401
     except ImportError as exc:
         return f"app.retries is not importable ({exc})"
     try:

@@ -9,7 +9,7 @@ import time
 
 from sqlalchemy import text
 
-from app.retries.replay import retry_batch
+from app.retries.batch import retry_batch
 from app.retries.schemas import RetryBatchRequestSchema
 from tests.support.retry_scenarios import ADMIN_ACTOR, backlog, window
 

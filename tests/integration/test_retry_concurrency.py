@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select, text
 
 from app.models import Project, RampExecution, WorkflowHistory
-from app.retries.replay import retry_batch
+from app.retries.batch import retry_batch
 from app.retries.schemas import RetryBatchRequestSchema
 from tests.support.retry_scenarios import ADMIN_ACTOR, backlog, iso
 

@@ -160,7 +160,7 @@ def test_one_batch_with_failures_and_successes(client, admin, load, session_fact
 
 def test_a_failure_outside_the_runner_rolls_back_and_is_recorded(client, admin, load, session_factory, monkeypatch):
     """A database error after the runner (outside its savepoint) undoes the whole replay."""
-    import app.retries.replay as replay
+    import app.retries.replay_unit as replay
 
     data = backlog(3)
     load(data)

@@ -319,7 +319,16 @@ def test_dry_run_response_shape(client, admin, load):
     skipped = execution(r, minutes=6, has_project=True)
     load(world([vendor()], [r], [row, skipped]))
     body = dry_run(client, admin, window())
-    assert set(body) == {"batch_id", "dry_run", "summary", "eligible", "skipped", "skipped_truncated"}
+    assert set(body) == {
+        "batch_id",
+        "dry_run",
+        "summary",
+        "eligible",
+        "skipped",
+        "skipped_truncated",
+        "plan_token",
+        "plan_expires_at",
+    }
     assert body["dry_run"] is True
     assert body["summary"] == {
         "matched": 2,

@@ -127,3 +127,23 @@ def window(**extra: Any) -> dict:
     body: dict[str, Any] = {"since": iso(0), "until": iso(24 * 60)}
     body.update(extra)
     return body
+
+
+def add_failures_like(session_factory, template_uuid: str, uuids: list[str], *, seconds: float = -10) -> None:
+    """New ERROR executions copied from an existing one (same ramp and error), `seconds` after it
+    (negative: older), each with its own trigger key: failures that arrive after a preview."""
+    from sqlalchemy import text
+
+    with session_factory() as session, session.begin():
+        for n, new in enumerate(uuids):
+            session.execute(
+                text(
+                    "INSERT INTO or_ramp_executions (uuid, vendor_id, ramp_id, ramp_version, status_code,"
+                    " trigger_key, trigger_payload, replay_attempts, last_error_type, last_error_category,"
+                    " last_error_message, created_at, updated_at)"
+                    " SELECT CAST(:new AS uuid), vendor_id, ramp_id, ramp_version, 'ERROR', 'late-' || :new,"
+                    " trigger_payload, 0, last_error_type, last_error_category, last_error_message,"
+                    " created_at + make_interval(secs => :offset), now() FROM or_ramp_executions WHERE uuid = :t"
+                ),
+                {"new": new, "offset": seconds + n * 0.001, "t": template_uuid},
+            )

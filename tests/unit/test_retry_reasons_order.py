@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app.retries import eligibility
+from app.retries import eligibility, filters
 from app.retries.reasons import REASON_CODES, empty_counts
 from app.retries.schemas import RetryBatchRequestSchema
 
@@ -29,14 +29,14 @@ def test_reasons_follow_the_spec_order():
 
 
 def test_the_sql_case_is_generated_in_that_order():
-    assert re.findall(r"THEN '(\w+)'", eligibility.reason_case()) == list(REASON_CODES)
-    assert re.findall(r"WHEN '(\w+)' THEN", eligibility.detail_case()) == list(REASON_CODES)
+    assert re.findall(r"THEN '(\w+)'", filters.reason_case()) == list(REASON_CODES)
+    assert re.findall(r"WHEN '(\w+)' THEN", filters.detail_case()) == list(REASON_CODES)
 
 
 def test_every_statement_carries_the_same_case():
     window = RetryBatchRequestSchema().load({"since": "2026-05-11T12:30:00Z"})
     picked = RetryBatchRequestSchema().load({"execution_uuids": ["00000000-0000-0000-0000-000000000001"]})
-    case = eligibility.reason_case()
+    case = filters.reason_case()
     for request in (window, picked):
         for sql in (
             eligibility.count_by_reason_sql(request),
@@ -55,5 +55,5 @@ def test_summary_keys_come_from_the_list():
 
 
 def test_error_pattern_is_never_a_like():
-    assert "LIKE" not in eligibility.reason_case().upper()
-    assert "strpos(lower(e.last_error_message), lower(:error_pattern))" in eligibility.reason_case()
+    assert "LIKE" not in filters.reason_case().upper()
+    assert "strpos(lower(e.last_error_message), lower(:error_pattern))" in filters.reason_case()

@@ -1,0 +1,298 @@
+"""Retry jobs (SPEC section 7) through the HTTP API, with lanes run in threads of this process.
+
+The job engine (procrastinate) and its worker processes are exercised in
+test_retry_jobs_workers.py; here the lanes are the real `run_lane` in threads, which is all the
+engine adds to them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import RampExecution, RetryJobEvent, WorkflowHistory
+from app.models.identity import ROLE_VIEWER
+from app.retries.job_lane import run_lane
+from tests.support.retry_scenarios import add_failures_like, api_key_headers, backlog, iso
+
+JOBS = "/api/ramps/executions/retry-jobs"
+STEPS = ["fetch_crm_record", "find_or_create_account", "create_project"]
+
+
+class ThreadLanes:
+    """A job scheduler that runs each job's lanes in threads of this process."""
+
+    def __init__(self, session_factory, config, lanes: int = 1) -> None:
+        self.session_factory, self.config, self.lanes = session_factory, config, lanes
+        self.threads: list[threading.Thread] = []
+        self.aborted: set = set()
+        self.started: list = []
+
+    def start(self, job_uuid) -> None:
+        self.started.append(job_uuid)
+        for _ in range(self.lanes):
+            thread = threading.Thread(
+                target=run_lane,
+                args=(self.session_factory, self.config, job_uuid),
+                kwargs={"should_abort": lambda: job_uuid in self.aborted},
+                daemon=True,
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, job_uuid) -> None:
+        self.aborted.add(job_uuid)
+
+    def join(self, timeout: float = 60) -> None:
+        for thread in self.threads:
+            thread.join(timeout)
+        assert not any(t.is_alive() for t in self.threads), "a lane did not finish"
+
+
+@pytest.fixture
+def lanes(app, session_factory, config):
+    scheduler = ThreadLanes(session_factory, config)
+    previous = app.extensions.get("onramp_job_scheduler")
+    app.extensions["onramp_job_scheduler"] = scheduler
+    yield scheduler
+    for job_uuid in scheduler.started:
+        scheduler.aborted.add(job_uuid)
+    scheduler.join()
+    app.extensions["onramp_job_scheduler"] = previous
+
+
+@pytest.fixture
+def admin(session_factory):
+    return api_key_headers(session_factory, name="job-admin")
+
+
+@pytest.fixture
+def viewer(session_factory):
+    return api_key_headers(session_factory, name="job-viewer", role=ROLE_VIEWER)
+
+
+def window(**extra) -> dict:
+    return {"since": iso(0), "until": iso(24 * 60), "suppress_notifications": True, **extra}
+
+
+def create(client, headers, body, *, key: str | None = None):
+    if key is not None:
+        headers = {**headers, "Idempotency-Key": key}
+    return client.post(JOBS, json=body, headers=headers)
+
+
+def job_of(client, headers, job_id) -> dict:
+    response = client.get(f"{JOBS}/{job_id}", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def wait_for_state(client, headers, job_id, states, timeout=60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = job_of(client, headers, job_id)
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached {states}: {job}")
+
+
+def history_count(session_factory, job_id) -> int:
+    with session_factory() as session, session.begin():
+        return session.scalar(
+            select(func.count()).select_from(WorkflowHistory).where(WorkflowHistory.batch_id == job_id)
+        )
+
+
+def test_a_job_drains_the_scope_to_completed_with_totals_that_add_up(client, admin, load, lanes, session_factory):
+    data = backlog(30)
+    load(data)
+    response = create(client, admin, window(max_replays_per_second=200))
+    assert response.status_code == 202, response.get_json()
+    job = response.get_json()
+    assert response.headers["Location"].endswith(f"{JOBS}/{job['job_id']}")
+    assert job["progress"]["total"] == 30
+    assert job["created_by"] == "job-admin"
+    lanes.join()
+    done = job_of(client, admin, job["job_id"])
+    assert done["state"] == "completed", done
+    progress = done["progress"]
+    assert (progress["total"], progress["done"], progress["success"], progress["error"], progress["skipped"]) == (
+        30,
+        30,
+        30,
+        0,
+        0,
+    )
+    assert progress["remaining"] == 0 and done["finished_at"] and done["started_at"]
+    with session_factory() as session, session.begin():
+        history = session.scalars(select(WorkflowHistory).where(WorkflowHistory.batch_id == job["job_id"])).all()
+        statuses = set(session.scalars(select(RampExecution.status_code)))
+    assert len(history) == 30 and len({h.execution_id for h in history}) == 30
+    assert {h.details["job_id"] for h in history} == {job["job_id"]}
+    assert {h.actor for h in history} == {"job-admin"}
+    assert statuses == {"SUCCESS"}
+
+
+def test_rows_failing_after_creation_are_not_added(client, admin, load, lanes, session_factory):
+    data = backlog(3)
+    load(data)
+    job = create(client, admin, window()).get_json()
+    assert job["progress"]["total"] == 3
+    # More failures in the same window, after the job froze its rows.
+    add_failures_like(session_factory, data["executions"][0]["uuid"], [str(uuid.uuid4()) for _ in range(2)])
+    lanes.join()
+    assert job_of(client, admin, job["job_id"])["progress"]["total"] == 3
+    assert history_count(session_factory, job["job_id"]) == 3
+
+
+def test_a_job_from_a_plan_runs_exactly_the_plan(client, admin, load, lanes, session_factory):
+    data = backlog(4)
+    load(data)
+    preview = client.post("/api/ramps/executions/retry-batch", json=window(), headers=admin).get_json()
+    add_failures_like(session_factory, data["executions"][0]["uuid"], [str(uuid.uuid4()) for _ in range(3)])
+    job = create(client, admin, {"plan_token": preview["plan_token"], "max_replays_per_second": 100}).get_json()
+    assert job["progress"]["total"] == 4
+    assert job["request"]["plan_token"] == preview["plan_token"]
+    lanes.join()
+    assert job_of(client, admin, job["job_id"])["state"] == "completed"
+    assert history_count(session_factory, job["job_id"]) == 4
+
+
+def test_nothing_eligible_still_makes_a_job_that_completes_at_once(client, admin, lanes):
+    response = create(client, admin, window())
+    assert response.status_code == 202
+    job = response.get_json()
+    assert job["state"] == "completed" and job["progress"]["total"] == 0
+    assert lanes.started == []
+
+
+def test_idempotency_key_returns_the_same_job_or_422(client, admin, load, lanes, session_factory):
+    load(backlog(2))
+    body = window()
+    first = create(client, admin, body, key="incident-7")
+    again = create(client, admin, body, key="incident-7")
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.get_json()["job_id"] == again.get_json()["job_id"]
+    other = create(client, admin, window(max_attempts=2), key="incident-7")
+    assert other.status_code == 422
+    assert other.get_json()["error"]["code"] == "idempotency_key_reused"
+    too_long = create(client, admin, body, key="k" * 256)
+    assert too_long.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"dry_run": True}, "dry_run"),
+        ({"max_replays_per_second": 0}, "max_replays_per_second"),
+        ({"max_replays_per_second": 201}, "max_replays_per_second"),
+        ({"max_replays_per_second": "5"}, "max_replays_per_second"),
+        ({"halt_error_rate": 1.5}, "halt_error_rate"),
+        ({"halt_window": 0}, "halt_window"),
+        ({"halt_window": 1001}, "halt_window"),
+        ({"nonsense": 1}, "nonsense"),
+    ],
+)
+def test_bad_bodies_are_400_naming_the_field(client, admin, body, field):
+    response = create(client, admin, window(**body))
+    assert response.status_code == 400, response.get_json()
+    assert field in response.get_json()["error"]["details"]
+
+
+def test_viewer_may_read_but_not_act(client, admin, viewer, load, lanes):
+    load(backlog(1))
+    job = create(client, admin, window()).get_json()
+    assert create(client, viewer, window()).status_code == 403
+    assert client.get(f"{JOBS}/{job['job_id']}", headers=viewer).status_code == 200
+    listed = client.get(JOBS, headers=viewer).get_json()["jobs"]
+    assert [j["job_id"] for j in listed] == [job["job_id"]]
+    assert client.post(f"{JOBS}/{job['job_id']}/pause", json={}, headers=viewer).status_code == 403
+    assert client.get(f"{JOBS}/00000000-0000-0000-0000-000000000000", headers=viewer).status_code == 404
+
+
+def test_pause_resume_cancel_and_invalid_moves(client, admin, load, lanes, session_factory):
+    load(backlog(20))
+    job = create(client, admin, window(max_replays_per_second=2)).get_json()
+    job_id = job["job_id"]
+    wait_for_state(client, admin, job_id, {"running"})
+    paused = client.post(f"{JOBS}/{job_id}/pause", json={"reason": "CRM flapping"}, headers=admin)
+    assert paused.status_code == 200 and paused.get_json()["state"] == "paused"
+    assert paused.get_json()["state_reason"] == "CRM flapping"
+    at_pause = history_count(session_factory, job_id)
+    time.sleep(2.5)
+    # The replay in flight may finish; nothing starts after the pause was answered.
+    assert history_count(session_factory, job_id) <= at_pause + 1
+    bad = client.post(f"{JOBS}/{job_id}/pause", json={}, headers=admin)
+    assert bad.status_code == 409 and bad.get_json()["error"]["code"] == "invalid_transition"
+    resumed = client.post(f"{JOBS}/{job_id}/resume", headers=admin)  # no body at all is {}
+    assert resumed.status_code == 200 and resumed.get_json()["state"] in ("queued", "running")
+    cancelled = client.post(f"{JOBS}/{job_id}/cancel", json={"reason": "done by hand"}, headers=admin)
+    assert cancelled.status_code == 200 and cancelled.get_json()["state"] == "cancelled"
+    assert cancelled.get_json()["finished_at"]
+    assert client.post(f"{JOBS}/{job_id}/resume", json={}, headers=admin).status_code == 409
+    assert client.post(f"{JOBS}/{job_id}/cancel", json={}, headers=admin).status_code == 409
+    with session_factory() as session, session.begin():
+        events = session.execute(
+            select(RetryJobEvent.event, RetryJobEvent.actor, RetryJobEvent.reason).order_by(RetryJobEvent.id)
+        ).all()
+    moves = [(e, a, r) for e, a, r in events if e in ("paused", "resumed", "cancelled")]
+    assert moves == [
+        ("paused", "api_key:job-admin", "CRM flapping"),
+        ("resumed", "api_key:job-admin", None),
+        ("cancelled", "api_key:job-admin", "done by hand"),
+    ]
+
+
+def test_the_brake_halts_a_job_replaying_into_a_crm_that_answers_503(
+    client, admin, load, lanes, session_factory, webhook_receiver
+):
+    load(backlog(40, base_url=webhook_receiver.url, steps=STEPS))
+    webhook_receiver.respond(503)
+    job = create(client, admin, window(max_replays_per_second=100, halt_error_rate=0.2, halt_window=25)).get_json()
+    halted = wait_for_state(client, admin, job["job_id"], {"halted", "completed", "failed"})
+    assert halted["state"] == "halted"
+    # limit floor(0.2 * 25) = 5: the sixth failure of the canary stops it.
+    assert halted["state_reason"] == "6 of the last 6 replays failed, limit 5 (20%)"
+    lanes.join()
+    assert history_count(session_factory, job["job_id"]) == 6
+    assert halted["recent_errors"][0]["error"]["type"] == "IntegrationConnectionError"
+    assert len(job_of(client, admin, job["job_id"])["recent_errors"]) == 6
+
+    # The CRM is back: resume starts the window afresh and the job finishes.
+    webhook_receiver.respond(200, {"id": "crm"})
+    assert client.post(f"{JOBS}/{job['job_id']}/resume", json={}, headers=admin).status_code == 200
+    done = wait_for_state(client, admin, job["job_id"], {"completed", "halted"})
+    assert done["state"] == "completed", done
+    progress = done["progress"]
+    # The six rows that failed used their single attempt: skipped as retry_limit_reached.
+    assert (progress["success"], progress["error"], progress["skipped"]) == (34, 6, 0)
+
+
+def test_two_lanes_on_one_job_replay_every_row_exactly_once(client, admin, load, lanes, session_factory):
+    lanes.lanes = 4
+    load(backlog(80))
+    job = create(client, admin, window(max_replays_per_second=200)).get_json()
+    lanes.join()
+    assert job_of(client, admin, job["job_id"])["state"] == "completed"
+    with session_factory() as session, session.begin():
+        per_row = session.execute(
+            select(WorkflowHistory.execution_id, func.count()).group_by(WorkflowHistory.execution_id)
+        ).all()
+    assert len(per_row) == 80 and {n for _, n in per_row} == {1}
+
+
+def test_the_pace_holds_over_all_lanes(client, admin, load, lanes):
+    lanes.lanes = 3
+    load(backlog(9))
+    started = time.monotonic()
+    job = create(client, admin, window(max_replays_per_second=4)).get_json()
+    lanes.join()
+    elapsed = time.monotonic() - started
+    assert job_of(client, admin, job["job_id"])["state"] == "completed"
+    # Nine slots 0.25 s apart: the last one starts 2 s after the first, whatever the lane count.
+    assert elapsed >= 2.0
