@@ -109,6 +109,15 @@ class IdempotencyKeyReused(AppError):
     message = "This Idempotency-Key was already used with a different request"
 
 
+class TriggerKeyBusy(AppError):
+    status_code = 503
+    code = "trigger_key_busy"
+    message = "A replay of this trigger key is still running; deliver the trigger again shortly"
+
+    def __init__(self, message: str | None = None, *, details: Any = None):
+        super().__init__(message, details=details, headers={"Retry-After": "5"})
+
+
 class DatabaseUnavailable(AppError):
     """PostgreSQL cannot be reached (refused, lost, restarting): nothing was decided, re-send."""
 

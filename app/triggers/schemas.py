@@ -25,3 +25,6 @@ class TriggerResponseSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(("SUCCESS", "ERROR")))
     project_uuid = fields.UUID(required=True, allow_none=True)
     error = fields.Nested(TriggerErrorSchema, required=True, allow_none=True)
+    # True (answered 200): the trigger key had already succeeded; this is that execution, and
+    # nothing ran again.
+    duplicate = fields.Boolean(required=True)

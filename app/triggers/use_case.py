@@ -4,6 +4,13 @@ The checks run in a fixed order so callers get a stable answer: unknown ramp 404
 integration or bad signature 401, non-JSON 415, malformed body 400, ramp not runnable 409. The
 execution, its history row, the run and its outbox rows commit together; the outbox is delivered
 after that commit (a failed delivery stays pending for `notifications dispatch`).
+
+One deal, one project (app/workflow/trigger_keys.py): the transaction first waits for the (ramp,
+trigger key) that replays also take. If that key has already succeeded (a CRM re-delivery, or a
+replay that finished while we waited), nothing runs: the answer is 200 with the execution that
+succeeded and `"duplicate": true`, recorded as a WORKFLOW_HISTORY_ACTION_TRIGGER_DUPLICATE history
+row on it. If a replay of the key is still running after `lock_timeout`, the answer is 503
+`trigger_key_busy` with Retry-After, so the CRM delivers again later.
 """
 
 from __future__ import annotations
@@ -15,21 +22,25 @@ from dataclasses import dataclass
 import sentry_sdk
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
-from app.errors import Conflict, NotFound, Unauthorized, UnsupportedMediaType, ValidationError
+from app.errors import Conflict, NotFound, TriggerKeyBusy, Unauthorized, UnsupportedMediaType, ValidationError
 from app.json_body import parse_json_body
 from app.models import CrmIntegration, Ramp, RampExecution, RampVersion, WorkflowHistory
-from app.models.executions import HISTORY_ACTION_TRIGGERED
+from app.models.executions import HISTORY_ACTION_TRIGGER_DUPLICATE, HISTORY_ACTION_TRIGGERED
 from app.notifications.delivery import DeliveryReport, deliver
 from app.signing import SIGNATURE_HEADER, verify
 from app.triggers.schemas import TriggerRequestSchema
 from app.workflow.errors import RUNTIME
 from app.workflow.runner import RunResult, run_execution
+from app.workflow.trigger_keys import succeeded_execution, wait_for_trigger_key
 
 log = logging.getLogger(__name__)
 
+# SQLSTATE of a lock wait that hit lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
 _NOT_RUNNABLE = {"deleted": "ramp_deleted", "archived": "ramp_archived", "draft": "workflow_is_draft"}
 
 
@@ -40,6 +51,8 @@ class TriggerResult:
     project_uuid: uuid.UUID | None
     error: dict | None
     delivery: DeliveryReport
+    # True: the key had already succeeded; nothing ran, `execution_uuid` is that execution.
+    duplicate: bool = False
 
     def as_response(self) -> dict:
         return {
@@ -47,6 +60,7 @@ class TriggerResult:
             "status": self.status,
             "project_uuid": self.project_uuid,
             "error": self.error,
+            "duplicate": self.duplicate,
         }
 
 
@@ -105,6 +119,39 @@ def _report_runtime_error(result: RunResult, execution: RampExecution, ramp: Ram
         sentry_sdk.capture_exception(result.exception)
 
 
+def _wait_for_key(session: Session, ramp_id: int, trigger_key: str) -> None:
+    try:
+        wait_for_trigger_key(session, ramp_id, trigger_key)
+    except OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+            raise
+        # A replay of this deal is still running after lock_timeout: the CRM should re-deliver.
+        raise TriggerKeyBusy(details={"trigger_key": trigger_key}) from None
+
+
+def _duplicate(session: Session, succeeded, body: dict, integration: CrmIntegration) -> TriggerResult:
+    """A re-delivery of a key that already succeeded: recorded on that execution, not run."""
+    session.add(
+        WorkflowHistory(
+            execution_id=succeeded.id,
+            action=HISTORY_ACTION_TRIGGER_DUPLICATE,
+            actor=f"crm:{integration.provider}",
+            details={"trigger_key": body["trigger_key"], "data": body["data"]},
+        )
+    )
+    log.info(
+        "trigger for key %s answered with execution %s, which already succeeded", body["trigger_key"], succeeded.uuid
+    )
+    return TriggerResult(
+        execution_uuid=succeeded.uuid,
+        status="SUCCESS",
+        project_uuid=succeeded.project_uuid,
+        error=None,
+        delivery=DeliveryReport(),
+        duplicate=True,
+    )
+
+
 def trigger_ramp(
     session_factory: sessionmaker[Session],
     ramp_uuid: str,
@@ -126,6 +173,13 @@ def trigger_ramp(
             raise Unauthorized(f"Missing or invalid {SIGNATURE_HEADER}")
         body = _parse_body(raw_body, content_type)
         version = _runnable_version(session, ramp)
+
+        # One deal, one project: wait for any replay (or trigger) of this ramp and key to finish,
+        # then answer a re-delivery of a key that already succeeded instead of running it again.
+        _wait_for_key(session, ramp.id, body["trigger_key"])
+        succeeded = succeeded_execution(session, ramp.id, body["trigger_key"])
+        if succeeded is not None:
+            return _duplicate(session, succeeded, body, integration)
 
         execution = RampExecution(
             vendor_id=ramp.vendor_id,

@@ -24,4 +24,5 @@ def trigger(ramp_uuid: str):
         config=current_app.config["ONRAMP"],
         content_type=request.content_type,
     )
-    return TriggerResponseSchema().dump(result.as_response()), 201
+    # 200 for a re-delivery of a key that already succeeded: nothing new was created.
+    return TriggerResponseSchema().dump(result.as_response()), 200 if result.duplicate else 201

@@ -51,7 +51,8 @@ def test_signed_trigger_runs_the_ramp_and_sends_a_signed_webhook(client, ramp_uu
 
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
-    assert set(body) == {"execution_uuid", "status", "project_uuid", "error"}
+    assert set(body) == {"execution_uuid", "status", "project_uuid", "error", "duplicate"}
+    assert body["duplicate"] is False
     assert body["status"] == "SUCCESS" and body["error"] is None
 
     with session_factory() as s, s.begin():
