@@ -1,4 +1,4 @@
-"""Tests for app.embedded_db against real PostgreSQL servers (no mocks).
+"""Tests for app.embedded_db (the package) against real PostgreSQL servers (no mocks).
 
 One server is initialised per module and restarted by the tests that need a stopped server;
 tests run in file order, and test_stop_* come last.
@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app import embedded_db as edb
+from app.embedded_db import common, permissions, state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -253,13 +254,13 @@ def test_stored_port_taken_by_another_program(instance):
 def test_restarts_our_server_when_it_does_not_listen_on_tcp(instance):
     # As the wheel's get_server() would have started it: unix socket only.
     edb.stop_server(instance)
-    paths = edb._paths(instance)
-    edb.pg_ctl(
+    paths = common.paths(instance)
+    common.pg_ctl(
         ["-w", "-l", str(paths.log_file), "-o", f"-h '' -k {paths.pgdata}", "start"],
         pgdata=paths.pgdata,
-        **edb._run_as_kwargs(),
+        **permissions.run_as_kwargs(),
     )
-    unix_only = edb._read_pid_file(paths.pgdata)
+    unix_only = state.read_pid_file(paths.pgdata)
     assert unix_only is not None and unix_only.listen == ""
 
     server = edb.ensure_server(instance)
