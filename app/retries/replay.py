@@ -37,11 +37,11 @@ from app.config import Config
 from app.models import CrmIntegration, Ramp, RampExecution, RampVersion, RetryBatch, WorkflowHistory
 from app.models.base import utcnow
 from app.models.executions import HISTORY_ACTION_REPLAYED
-from app.observability import log_batch_summary
 from app.retries import eligibility
 from app.retries.eligibility import ScopedRow
 from app.retries.reasons import empty_counts
 from app.retries.schemas import RetryRequest
+from app.retries.telemetry import log_batch_summary
 from app.workflow.errors import describe
 from app.workflow.log import append_log
 from app.workflow.runner import RunResult, run_execution
@@ -437,7 +437,7 @@ def _deliver(session_factory, notification_ids: list[int], config: Config) -> No
 def _report(exc: BaseException | None, batch_id, row: ScopedRow, category: str | None, actor: ActorLike) -> None:
     if exc is None:
         return
-    from app.observability import capture_replay_failure
+    from app.retries.telemetry import capture_replay_failure
 
     try:
         capture_replay_failure(
