@@ -18,8 +18,8 @@ from app.embedded_db.common import (
     paths,
 )
 from app.embedded_db.databases import ensure_database
-from app.embedded_db.lifecycle import ensure_server, get_running_server, stop_server
-from app.embedded_db.state import probe, same_dir
+from app.embedded_db.lifecycle import ensure_server, get_running_server, not_answering_message, stop_server
+from app.embedded_db.state import probe, read_pid_file, same_dir
 
 
 def _libpq_url(url: str) -> str:
@@ -61,11 +61,15 @@ def main(argv: list | None = None) -> int:
             if server is None:
                 print(f"not running (pgdata={paths(args.instance_dir).pgdata})")
                 return 3  # pg_ctl status convention
-            ready = same_dir(probe(server.port), server.pgdata)
+            reported = probe(server.port)
+            ready = same_dir(reported, server.pgdata)
             print(
                 f"running pid={server.pid} port={server.port} pgdata={server.pgdata} "
                 f"accepting_connections={'yes' if ready else 'no'}"
             )
+            info = read_pid_file(server.pgdata)
+            if not ready and info is not None and info.status == "ready":
+                print(not_answering_message(server, reported), file=sys.stderr)
         elif args.command == "url":
             server = ensure_server(args.instance_dir)
             ensure_database(server, args.db)

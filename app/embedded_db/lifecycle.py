@@ -18,6 +18,7 @@ import psutil
 from app.embedded_db.common import (
     DEFAULT_INSTANCE_DIR,
     HOST,
+    NOT_ANSWERING_GRACE,
     START_TIMEOUT,
     SUPERUSER,
     EmbeddedPostgresError,
@@ -166,12 +167,27 @@ def _start(p: Paths) -> EmbeddedServer:
 
 
 def _wait_ready(p: Paths, timeout: float = START_TIMEOUT) -> EmbeddedServer:
-    """Wait until our postmaster accepts connections on its TCP port and reports our pgdata."""
+    """Wait until our postmaster accepts connections on its TCP port and reports our pgdata.
+
+    A postmaster that says "ready" in postmaster.pid answers at once; one that stays silent
+    for NOT_ANSWERING_GRACE is not going to (see `not_answering_message`), so we stop waiting.
+    """
     deadline = time.monotonic() + timeout
+    silent_since: float | None = None
     while True:
         server = running_server(p)
-        if server is not None and same_dir(probe(server.port), p.pgdata):
-            return server
+        if server is not None:
+            asked_at = time.monotonic()
+            reported = probe(server.port)
+            if same_dir(reported, p.pgdata):
+                return server
+            info = read_pid_file(p.pgdata)
+            if info is not None and info.status == "ready":
+                silent_since = asked_at if silent_since is None else silent_since
+                if time.monotonic() - silent_since >= NOT_ANSWERING_GRACE:
+                    raise EmbeddedPostgresError(not_answering_message(server, reported))
+            else:
+                silent_since = None  # still starting (e.g. crash recovery) or stopping
         if time.monotonic() > deadline:
             raise EmbeddedPostgresError(
                 f"embedded PostgreSQL did not become ready within {timeout:.0f}s "
@@ -179,6 +195,21 @@ def _wait_ready(p: Paths, timeout: float = START_TIMEOUT) -> EmbeddedServer:
                 f"--- tail of {p.log_file} ---\n{log_tail(p)}"
             )
         time.sleep(0.1)
+
+
+def not_answering_message(server: EmbeddedServer, reported: str | None) -> str:
+    """What is wrong with our live postmaster that does not answer on its port, and the fix."""
+    if reported is None:
+        what = f"does not answer on {HOST}:{server.port}"
+    else:
+        what = f"does not answer on {HOST}:{server.port}, where another server (data_directory={reported}) does"
+    return (
+        f"embedded PostgreSQL pid {server.pid} (pgdata={server.pgdata}) is running but {what}. "
+        "It was probably started in another network namespace (a sandbox or container of an earlier "
+        "run that is still up), or it is hung. Stop it with `make db-stop` "
+        f"(python -m app.embedded_db --instance-dir {server.instance_dir} stop), or end it with "
+        f"`kill {server.pid}` if that fails, then start again."
+    )
 
 
 def ensure_server(instance_dir: Path | str = DEFAULT_INSTANCE_DIR) -> EmbeddedServer:
