@@ -19,6 +19,8 @@ from marshmallow import ValidationError as MarshmallowValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.observability.dberrors import database_error_fields, database_error_text
+
 log = logging.getLogger(__name__)
 
 
@@ -147,8 +149,8 @@ def register_error_handlers(app: Flask) -> None:
     def _database_error(exc: DBAPIError):
         if not is_database_unavailable(exc):
             return _unexpected(exc)
-        # Only the driver's first line: the full text carries the SQL and its parameters.
-        log.error("database unavailable: %s: %s", type(exc.orig).__name__, str(exc.orig).strip().partition("\n")[0])
+        # Never the full text: it carries the SQL, and PostgreSQL's message can quote row values.
+        log.error("database unavailable: %s", database_error_text(exc), extra={"db_error": database_error_fields(exc)})
         return error_response(
             "database_unavailable", "The database is unavailable; try again shortly", 503, headers={"Retry-After": "5"}
         )
@@ -156,5 +158,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         # Sentry's Flask integration has already seen the exception; log it with the request id.
+        # A database error's text is withheld on the way out, in the JSON formatter and in Sentry's
+        # before_send (app/observability/dberrors.py); its SQLSTATE and table are logged instead.
         log.exception("unhandled error")
         return error_response("internal_error", "Internal server error", 500)

@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
+
+from app.observability import dberrors
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -89,22 +90,30 @@ def _jsonable(value: Any) -> Any:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: ts, level, logger, message, request_id, then any extras."""
+    """One JSON object per record: ts, level, logger, message, request_id, then any extras.
+
+    A database error, raised or passed as an argument, is shown without PostgreSQL's text (see
+    `dberrors`); `db_error` then carries its SQLSTATE, condition, table and constraint.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": dberrors.safe_message(record.msg, record.args),
             "request_id": getattr(record, "request_id", None),
         }
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
                 entry[key] = _jsonable(value)
-        if record.exc_info:
-            entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            entry["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        exc = record.exc_info[1] if record.exc_info else None
+        database_error = dberrors.first_database_error(exc) or dberrors.database_error_arg(record.args)
+        if database_error is not None and "db_error" not in entry:
+            entry["db_error"] = dberrors.database_error_fields(database_error)
+        if exc is not None:
+            entry["exc_type"] = type(exc).__name__
+            entry["exc"] = dberrors.format_exception(exc).rstrip()
         return json.dumps(entry, default=str)
 
 

@@ -11,6 +11,7 @@ import warnings
 from typing import Any
 
 from app.config import Config
+from app.observability import dberrors
 
 FILTERED = "[Filtered]"
 
@@ -89,8 +90,63 @@ def _scrub_breadcrumb_data(crumb: dict) -> dict:
     return crumb
 
 
+def _reachable(exc: BaseException | None) -> list[BaseException]:
+    """`exc` and every exception it was raised from or while handling."""
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending += [current.__cause__, current.__context__]
+    return found
+
+
+def _is_database_error_type(module: Any, name: Any) -> bool:
+    if not isinstance(module, str) or not isinstance(name, str):
+        return False
+    if module.partition(".")[0] == "psycopg2":
+        return True
+    if module == "sqlalchemy.exc":
+        import sqlalchemy.exc
+
+        cls = getattr(sqlalchemy.exc, name, None)
+        return isinstance(cls, type) and issubclass(cls, sqlalchemy.exc.DBAPIError)
+    return False
+
+
+def _scrub_database_errors(event: dict, hint: dict) -> None:
+    """Replace PostgreSQL's text (which can quote row values) in exception values and log entries."""
+    exc_info = hint.get("exc_info")
+    raised = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None
+    unmatched = [e for e in _reachable(raised) if dberrors.is_database_error(e)]
+    for value in (event.get("exception") or {}).get("values") or []:
+        match = next(
+            (
+                e
+                for e in unmatched
+                if type(e).__name__ == value.get("type") and type(e).__module__ == value.get("module")
+            ),
+            None,
+        )
+        if match is not None:
+            unmatched.remove(match)
+            value["value"] = dberrors.database_error_text(match)
+        elif _is_database_error_type(value.get("module"), value.get("type")):
+            value["value"] = dberrors.WITHHELD
+    record = hint.get("log_record")
+    logentry = event.get("logentry")
+    if record is not None and isinstance(logentry, dict) and dberrors.database_error_arg(record.args) is not None:
+        params = dberrors.scrub_args(record.args)
+        logentry["params"] = list(params) if isinstance(params, tuple) else params
+        logentry["formatted"] = dberrors.safe_message(record.msg, record.args)
+
+
 def scrub_event(event: dict, hint: dict | None = None) -> dict:
-    """`before_send`: strip credentials, bodies, cookies and payloads from an error event."""
+    """`before_send`: strip credentials, bodies, cookies, payloads and PostgreSQL's error text
+    from an error event."""
+    _scrub_database_errors(event, hint or {})
     if isinstance(event.get("request"), dict):
         event["request"] = _scrub_request(event["request"])
     for key in ("extra", "contexts", "tags"):
@@ -111,6 +167,9 @@ def scrub_event(event: dict, hint: dict | None = None) -> dict:
 
 def scrub_breadcrumb(crumb: dict, hint: dict | None = None) -> dict:
     """`before_breadcrumb`: the same rules, applied as breadcrumbs are recorded."""
+    record = (hint or {}).get("log_record")
+    if record is not None and dberrors.database_error_arg(record.args) is not None:
+        crumb = {**crumb, "message": dberrors.safe_message(record.msg, record.args)}
     return _scrub_breadcrumb_data(crumb)
 
 
