@@ -12,4 +12,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 # timeout, and triggers are served beside running batches.
 threads = 4
 timeout = 120
-accesslog = "-"
+# Logging: JSON lines in the app's shape (app/observability/gunicorn_logging.py). Each request's
+# access line is the app's own (path without the query string, with the request id); gunicorn's
+# access log would repeat it with the raw URI, credentials a caller put in the URL included.
+logger_class = "app.observability.gunicorn_logging.JsonLogger"
+accesslog = None

@@ -19,7 +19,13 @@ from marshmallow import ValidationError as MarshmallowValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.observability.dberrors import database_error_fields, database_error_text
+
 log = logging.getLogger(__name__)
+
+
+# What a 503 tells the caller to wait before trying again.
+RETRY_AFTER_SECONDS = 5
 
 
 class AppError(Exception):
@@ -115,7 +121,7 @@ class TriggerKeyBusy(AppError):
     message = "A replay of this trigger key is still running; deliver the trigger again shortly"
 
     def __init__(self, message: str | None = None, *, details: Any = None):
-        super().__init__(message, details=details, headers={"Retry-After": "5"})
+        super().__init__(message, details=details, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 class DatabaseUnavailable(AppError):
@@ -126,7 +132,7 @@ class DatabaseUnavailable(AppError):
     message = "The database is unavailable; try again shortly"
 
     def __init__(self, message: str | None = None, *, details: Any = None):
-        super().__init__(message, details=details, headers={"Retry-After": "5"})
+        super().__init__(message, details=details, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict:
@@ -205,11 +211,9 @@ def register_error_handlers(app: Flask) -> None:
     def _database_error(exc: DBAPIError):
         if not is_database_unavailable(exc):
             return _unexpected(exc)
-        # Only the driver's first line: the full text carries the SQL and its parameters.
-        log.error("database unavailable: %s: %s", type(exc.orig).__name__, str(exc.orig).strip().partition("\n")[0])
-        return error_response(
-            "database_unavailable", "The database is unavailable; try again shortly", 503, headers={"Retry-After": "5"}
-        )
+        # Never the full text: it carries the SQL, and PostgreSQL's message can quote row values.
+        log.error("database unavailable: %s", database_error_text(exc), extra={"db_error": database_error_fields(exc)})
+        return _app_error(DatabaseUnavailable())
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
@@ -217,5 +221,7 @@ def register_error_handlers(app: Flask) -> None:
             # E.g. SQLAlchemy's PendingRollbackError after the connection died mid-transaction.
             return _app_error(DatabaseUnavailable())
         # Sentry's Flask integration has already seen the exception; log it with the request id.
+        # A database error's text is withheld on the way out, in the JSON formatter and in Sentry's
+        # before_send (app/observability/dberrors.py); its SQLSTATE and table are logged instead.
         log.exception("unhandled error")
         return error_response("internal_error", "Internal server error", 500)

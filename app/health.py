@@ -7,12 +7,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import get_database
+from app.errors import RETRY_AFTER_SECONDS
 
 bp = Blueprint("health", __name__)
-
-# Same as the database_unavailable 503 (app/errors.py): a load balancer or client polling here
-# should back off exactly as long as the API tells every other caller to.
-RETRY_AFTER_SECONDS = 5
 
 
 @bp.get("/healthz")

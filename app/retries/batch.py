@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Config
 from app.errors import AppError, DatabaseUnavailable
 from app.models import RampExecution, RetryPlan
-from app.observability import log_batch_summary
 from app.retries import eligibility, plans
 from app.retries.audit import close_audit, open_audit
 from app.retries.filters import ScopedRow
@@ -41,6 +40,7 @@ from app.retries.merge_patch import merge_patch
 from app.retries.replay_unit import PlanRows, ReplayContext, Replayed, RowSource, ScopeRows, replay_next
 from app.retries.results import ActorLike, BatchResult, EligibleEntry, SkippedEntry, Summary, actor_label
 from app.retries.schemas import RetryRequest
+from app.retries.telemetry import log_batch_summary
 
 # SPEC: each call replays (or, for a dry run, lists) at most this many rows.
 MAX_BATCH_SIZE = 25

@@ -339,7 +339,7 @@ def _deliver(session_factory, notification_ids: list[int], config: Config) -> No
 def _report(exc: BaseException | None, ctx: ReplayContext, row: ScopedRow, category: str | None) -> None:
     if exc is None:
         return
-    from app.observability import capture_replay_failure
+    from app.retries.telemetry import capture_replay_failure
 
     tags = {
         "batch_id": str(ctx.batch_id),

@@ -11,6 +11,7 @@ import sentry_sdk
 from sentry_sdk.transport import Transport
 
 from app import create_app, observability
+from app.retries import telemetry
 
 DSN = "http://public@127.0.0.1/1"
 SECRET_VALUES = ("k-live-123", "plain-secret-xyz", "sha256=deadbeef", "cookie-value-777")
@@ -71,7 +72,7 @@ def test_without_dsn_nothing_is_sent_and_nothing_breaks(config, reset_sentry):
         assert sentry_sdk.get_client().dsn is None
         assert sentry_sdk.get_client().transport is None  # nowhere to send anything
         # The retry engine calls this on every failed replay: it must be a silent no-op.
-        observability.capture_replay_failure(RuntimeError("boom"), tags={"batch_id": "b"}, actor="ops@example.com")
+        telemetry.capture_replay_failure(RuntimeError("boom"), tags={"batch_id": "b"}, actor="ops@example.com")
         assert application.test_client().get("/healthz").status_code == 200
     finally:
         application.extensions["onramp_db"].dispose()
@@ -97,7 +98,7 @@ def test_failed_replay_is_captured_with_tags_and_actor(transport):
     try:
         raise UnboundLocalError("cannot access local variable 'new_task'")
     except UnboundLocalError as exc:
-        observability.capture_replay_failure(
+        telemetry.capture_replay_failure(
             exc,
             tags={
                 "batch_id": "6f1c0000-0000-4000-8000-000000000001",
@@ -124,7 +125,7 @@ def test_failed_replay_is_captured_with_tags_and_actor(transport):
 
 
 def test_tags_of_one_replay_do_not_leak_into_the_next_event(transport):
-    observability.capture_replay_failure(RuntimeError("first"), tags={"batch_id": "b-1"}, actor="a@example.com")
+    telemetry.capture_replay_failure(RuntimeError("first"), tags={"batch_id": "b-1"}, actor="a@example.com")
     sentry_sdk.capture_message("unrelated")
     sentry_sdk.flush()
     first, second = transport.events
@@ -145,7 +146,7 @@ def test_payloads_and_secrets_in_extra_and_breadcrumbs_are_scrubbed(transport):
             message="replaying e-1",
             data={"trigger_payload": payload, "secret": "plain-secret-xyz", "step": "create_project"},
         )
-        observability.capture_replay_failure(RuntimeError("boom"), tags={"batch_id": "b-2"}, actor=None)
+        telemetry.capture_replay_failure(RuntimeError("boom"), tags={"batch_id": "b-2"}, actor=None)
     sentry_sdk.flush()
     (event,) = transport.events
     raw = transport.raw()
@@ -234,7 +235,7 @@ def test_batch_summary_is_one_structured_line(capsys):
     observability.configure_logging()
     capsys.readouterr()
     with observability.request_id_context("req-batch-1"):
-        observability.log_batch_summary(
+        telemetry.log_batch_summary(
             batch_id="b-42",
             actor="api_key:runbook-bot",
             dry_run=False,

@@ -81,7 +81,7 @@ def test_sixty_rows_drain_in_three_calls_oldest_first(client, admin, load, sessi
 def test_one_batch_with_failures_and_successes(client, admin, load, session_factory, webhook_receiver, monkeypatch):
     reports = []
     monkeypatch.setattr(
-        "app.observability.capture_replay_failure",
+        "app.retries.telemetry.capture_replay_failure",
         lambda exc, *, tags, actor: reports.append((type(exc).__name__, tags, actor)),
     )
     webhook_receiver.respond(503)  # the CRM API is down for every record ...

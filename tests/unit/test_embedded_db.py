@@ -1,4 +1,4 @@
-"""Tests for app.embedded_db against real PostgreSQL servers (no mocks).
+"""Tests for app.embedded_db (the package) against real PostgreSQL servers (no mocks).
 
 One server is initialised per module and restarted by the tests that need a stopped server;
 tests run in file order, and test_stop_* come last.
@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app import embedded_db as edb
+from app.embedded_db import common, permissions, state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -253,13 +255,13 @@ def test_stored_port_taken_by_another_program(instance):
 def test_restarts_our_server_when_it_does_not_listen_on_tcp(instance):
     # As the wheel's get_server() would have started it: unix socket only.
     edb.stop_server(instance)
-    paths = edb._paths(instance)
-    edb.pg_ctl(
+    paths = common.paths(instance)
+    common.pg_ctl(
         ["-w", "-l", str(paths.log_file), "-o", f"-h '' -k {paths.pgdata}", "start"],
         pgdata=paths.pgdata,
-        **edb._run_as_kwargs(),
+        **permissions.run_as_kwargs(),
     )
-    unix_only = edb._read_pid_file(paths.pgdata)
+    unix_only = state.read_pid_file(paths.pgdata)
     assert unix_only is not None and unix_only.listen == ""
 
     server = edb.ensure_server(instance)
@@ -279,6 +281,48 @@ def test_start_failure_reports_the_log_tail(instance):
     finally:
         auto_conf.write_text(original)
     assert edb.ensure_server(instance).port > 0
+
+
+@pytest.mark.parametrize("how", ["refused", "foreign", "silent"])
+def test_our_live_postmaster_that_does_not_answer_fails_fast_and_says_what_to_do(instance, how, request):
+    # Seen when a run starts in another network namespace while the daemon of an earlier run is
+    # still up: postmaster.pid names our live postmaster, but its port does not reach it from here.
+    # "refused": postmaster.pid names a port nobody listens on (what the other namespace sees);
+    # "foreign": another cluster answers on that port (that namespace's own server);
+    # "silent": the postmaster is frozen (SIGSTOP), so connections are accepted and never answered.
+    server = edb.ensure_server(instance)
+    pid_file = server.pgdata / "postmaster.pid"
+    original = pid_file.read_text()
+    postmaster = psutil.Process(server.pid)
+    if how == "silent":
+        postmaster.suspend()
+    else:
+        if how == "refused":
+            port = state.free_port()
+        else:
+            port = edb.ensure_server(request.getfixturevalue("other_instance")).port
+        lines = original.splitlines(keepends=True)
+        lines[3] = f"{port}\n"
+        pid_file.write_text("".join(lines))
+    try:
+        started = time.monotonic()
+        with pytest.raises(edb.EmbeddedPostgresError) as failure:
+            edb.ensure_server(instance)
+        elapsed = time.monotonic() - started
+    finally:
+        if how == "silent":
+            postmaster.resume()
+        else:
+            pid_file.write_text(original)
+    message = str(failure.value)
+    assert elapsed < 12, f"took {elapsed:.1f}s to give up"
+    assert f"pid {server.pid}" in message
+    assert "does not answer" in message
+    assert "make db-stop" in message
+    if how == "foreign":
+        assert "another server" in message
+    # The server itself was left alone and is usable again once it answers.
+    assert edb.ensure_server(instance) == server
 
 
 def test_refuses_a_pgdata_that_is_not_a_cluster():
