@@ -142,8 +142,10 @@ def _send(session: Session, notification: Notification, config: Config) -> None:
         raise PermanentDeliveryError(f"unknown channel {notification.channel!r}")
 
 
-def _due_and_pending():
-    return (Notification.status == "pending", Notification.next_attempt_at <= func.now())
+def _selectable(*, ignore_backoff: bool) -> tuple:
+    """Pending rows, and (unless the backoff is ignored) only those whose next attempt is due."""
+    pending = Notification.status == "pending"
+    return (pending,) if ignore_backoff else (pending, Notification.next_attempt_at <= func.now())
 
 
 def _deliver_one(
@@ -155,11 +157,10 @@ def _deliver_one(
     *,
     ignore_backoff: bool,
 ) -> None:
-    conditions = _due_and_pending()[:1] if ignore_backoff else _due_and_pending()
     with session.begin():
         notification = session.scalar(
             select(Notification)
-            .where(Notification.id == notification_id, *conditions)
+            .where(Notification.id == notification_id, *_selectable(ignore_backoff=ignore_backoff))
             .with_for_update(skip_locked=True)
         )
         if notification is None:
@@ -243,11 +244,10 @@ def deliver(
 def due_ids(session: Session, limit: int, *, ignore_backoff: bool = False) -> list[int]:
     """Pending rows whose next attempt is due, soonest first (a plain read: the claim happens
     per row in `deliver`). Rows that failed were pushed back, so they come after the others."""
-    conditions = _due_and_pending()[:1] if ignore_backoff else _due_and_pending()
     return list(
         session.scalars(
             select(Notification.id)
-            .where(*conditions)
+            .where(*_selectable(ignore_backoff=ignore_backoff))
             .order_by(Notification.next_attempt_at, Notification.id)
             .limit(limit)
         )

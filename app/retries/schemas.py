@@ -21,7 +21,7 @@ BIGINT_MAX = 2**63 - 1
 INTEGER_MAX = 2**31 - 1
 
 
-def _utc_representable(value: datetime) -> None:
+def utc_representable(value: datetime) -> None:
     """Times are stored and compared in UTC; an offset can push a valid local time out of range."""
     try:
         value.astimezone(UTC)
@@ -99,8 +99,8 @@ class RetryBatchRequestSchema(Schema):
         unknown = RAISE
 
     # Naive datetimes are read as UTC.
-    since = fields.AwareDateTime(default_timezone=UTC, load_default=None, validate=_utc_representable)
-    until = fields.AwareDateTime(default_timezone=UTC, load_default=None, validate=_utc_representable)
+    since = fields.AwareDateTime(default_timezone=UTC, load_default=None, validate=utc_representable)
+    until = fields.AwareDateTime(default_timezone=UTC, load_default=None, validate=utc_representable)
     vendor_ids = _list_of(fields.Integer(strict=True, validate=validate.Range(min=1, max=BIGINT_MAX)))
     ramp_uuids = _list_of(fields.UUID())
     execution_uuids = _list_of(fields.UUID())
