@@ -205,7 +205,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
-        return error_response(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name, status)
+        # RFC 9110: a 405 must say which methods the resource supports.
+        allow = {k: v for k, v in exc.get_headers() if k == "Allow"} if status == 405 else None
+        return error_response(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name, status, headers=allow)
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError):

@@ -1,115 +1,265 @@
 """`GET /api/openapi.json`: an OpenAPI 3 description of the public endpoints, generated from the
-same marshmallow schemas the views load and dump, so the document cannot drift from the code."""
+same marshmallow schemas the views load and dump, so the document cannot drift from the code.
+
+Each endpoint is one `Operation` in `OPERATIONS`. To document a new one, add an entry:
+
+    Operation(
+        "post", "/api/ramps/executions/dismiss-batch", "Dismiss failed executions without replay",
+        request=Body(DismissBatchRequestSchema),
+        responses={200: DismissBatchResponseSchema, **errors(400, 401, 403, 413, 415, 429, 503)},
+        security=ADMIN,
+    )
+
+A request body the service accepts in several distinct forms lists them as `RequestShape`s; the
+document then says `oneOf` those forms, each a subset of the schema's fields (see retry-batch).
+Query parameters: `parameters=[{"in": "query", "schema": SomeQuerySchema}]` (apispec expands it).
+"""
 
 from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app
+from marshmallow import Schema
 
 from app.retries.schemas import RetryBatchRequestSchema, RetryBatchResponseSchema
 from app.triggers.schemas import TriggerRequestSchema, TriggerResponseSchema
 
 bp = Blueprint("openapi", __name__)
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
+# Every JSON body goes through app/json_body.py, which refuses what JSON Schema here cannot say.
+BODY_LIMITS = (
+    "Strings anywhere in the body, keys included, must not contain U+0000 or a lone UTF-16 "
+    "surrogate (PostgreSQL cannot store either); numbers must be finite (no NaN, Infinity or "
+    "1e400); a key must not appear twice in one object; the body must not be nested absurdly deep. "
+    "Each is answered with 400, `details` naming the place by its JSON path (`data.company.name`)."
+)
+
+# Security requirements (alternatives): internal API key + secret, or a signed-in browser session.
+ADMIN = [{"apiKey": [], "apiSecret": []}, {"sessionCookie": []}]
+
+ERROR_COMPONENT = "Error"
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "request_id"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+        },
+        "request_id": {"type": "string", "nullable": True},
+    },
+}
+_SECURITY_SCHEMES = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "Authorization"},
+    "apiSecret": {"type": "apiKey", "in": "header", "name": "or-internal-api-auth-secret"},
+    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session"},
+}
 
 
-# Both bodies go through app/json_body.py, which refuses what JSON Schema here cannot say.
-_BODY_LIMITS = (
-    "Strings anywhere in the body, keys included, must not contain U+0000 (PostgreSQL cannot store "
-    "it), and the body must not be nested absurdly deep; either is answered with 400."
+@dataclass(frozen=True)
+class RequestShape:
+    """One form of a request body: the schema's fields, minus `excluded`, with `required` present
+    (and not null). Fields in `null_only` may appear only as null, which the service reads as
+    absent. `allowed`, when given, keeps only those fields (plus `required` and `null_only`)."""
+
+    component: str
+    title: str
+    description: str
+    required: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    null_only: tuple[str, ...] = ()
+    allowed: tuple[str, ...] | None = None
+    # Extra words for single fields, e.g. rules between fields that JSON Schema cannot state.
+    notes: dict[str, str] = field(default_factory=dict)
+    example: dict | None = None
+
+
+@dataclass(frozen=True)
+class Body:
+    """A JSON request body loaded with `schema`; `shapes` when it comes in several forms."""
+
+    schema: type[Schema]
+    shapes: tuple[RequestShape, ...] = ()
+    description: str = BODY_LIMITS
+    # name -> example body (the shapes' own examples are added to these)
+    examples: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    request: Body | None = None
+    # status -> marshmallow schema of the body, or ERROR_COMPONENT
+    responses: dict[int, type[Schema] | str] = field(default_factory=dict)
+    security: list[dict] | None = None
+    parameters: list[dict] = field(default_factory=list)
+    description: str | None = None
+
+
+def errors(*statuses: int) -> dict[int, str]:
+    """Responses in the one JSON error shape."""
+    return dict.fromkeys(statuses, ERROR_COMPONENT)
+
+
+_WINDOW_FIELDS = ("since", "until", "vendor_ids", "ramp_uuids")
+
+RETRY_BATCH_SHAPES = (
+    RequestShape(
+        "RetryBatchWindowRequest",
+        "Window scope",
+        "Failed executions created in [since, until), optionally narrowed by vendor_ids and ramp_uuids.",
+        required=("since",),
+        null_only=("execution_uuids",),
+        example={"since": "2026-05-11T12:30:00Z", "until": "2026-05-11T14:00:00Z", "error_pattern": "new_task"},
+        notes={
+            "since": "Naive times are read as UTC. Must stay within 0001-01-01..9999-12-31 once converted to UTC.",
+            "until": "Default: now. Must be later than `since` (400 otherwise); the window is half-open "
+            "[since, until). Must stay within 0001-01-01..9999-12-31 once converted to UTC.",
+        },
+    ),
+    RequestShape(
+        "RetryBatchHandPickedRequest",
+        "Hand-picked executions",
+        "Exactly these executions (unknown uuids are reported as `not_found`); no window or other scope.",
+        required=("execution_uuids",),
+        null_only=_WINDOW_FIELDS,
+        example={"execution_uuids": ["0b9d2f4e-5c1a-4e8b-9f3d-7a6c5b4e3d21"], "force_retry": True, "dry_run": True},
+    ),
+)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "post",
+        "/api/ramps/executions/retry-batch",
+        "Replay (or dry-run) failed executions in bulk",
+        request=Body(RetryBatchRequestSchema, shapes=RETRY_BATCH_SHAPES),
+        responses={200: RetryBatchResponseSchema, **errors(400, 401, 403, 413, 415, 429, 503)},
+        security=ADMIN,
+        description='A dry run unless the body says `"dry_run": false`. The body takes one of two '
+        "forms: a time window, or hand-picked execution uuids.",
+    ),
+    Operation(
+        "post",
+        "/api/ramps/{ramp_uuid}/trigger",
+        "CRM webhook: start an execution of the ramp",
+        request=Body(
+            TriggerRequestSchema,
+            examples={
+                "deal_won": {
+                    "trigger_key": "deal-42",
+                    "data": {"company": {"id": "c-1", "name": "Globex"}, "owner": {"email": "owner@example.com"}},
+                }
+            },
+        ),
+        responses={201: TriggerResponseSchema, **errors(400, 401, 404, 409, 413, 415, 503)},
+        parameters=[
+            {"name": "ramp_uuid", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}},
+            {
+                "name": "X-Onramp-Signature",
+                "in": "header",
+                "required": True,
+                "description": "sha256=<hex HMAC-SHA256 of the raw body with the integration's secret>",
+                "schema": {"type": "string"},
+            },
+        ],
+    ),
 )
 
 
-def _request_body(schema: str) -> dict:
-    return {"required": True, "description": _BODY_LIMITS, "content": {"application/json": {"schema": schema}}}
+def _component_name(schema: type[Schema]) -> str:
+    return schema.__name__.removesuffix("Schema")
 
 
-def _error_responses(*statuses: int) -> dict:
-    return {str(s): {"description": "Error", "content": {"application/json": {"schema": _ERROR}}} for s in statuses}
+def _shape_schema(full: dict, shape: RequestShape) -> dict:
+    keep = set(full["properties"]) - set(shape.excluded)
+    if shape.allowed is not None:
+        keep &= set(shape.allowed) | set(shape.required) | set(shape.null_only)
+    properties: dict[str, Any] = {}
+    for name, prop in full["properties"].items():
+        if name not in keep:
+            continue
+        if name in shape.null_only:
+            properties[name] = {"nullable": True, "enum": [None], "description": "Only null here (same as absent)."}
+            continue
+        prop = copy.deepcopy(prop)
+        if name in shape.required:
+            prop.pop("nullable", None)
+            prop.pop("default", None)
+        if name in shape.notes:
+            prop["description"] = shape.notes[name]
+        properties[name] = prop
+    return {
+        "type": "object",
+        "title": shape.title,
+        "description": shape.description,
+        "properties": properties,
+        "required": sorted(shape.required),
+        "additionalProperties": False,
+    }
 
 
-def build_openapi_spec() -> dict:
+def _schema_ref(spec: APISpec, schema: type[Schema] | str) -> str:
+    """The component name for `schema`, registered on first use."""
+    name = schema if isinstance(schema, str) else _component_name(schema)
+    if name not in spec.components.schemas:
+        spec.components.schema(name, schema=schema)
+    return name
+
+
+def _request_body(spec: APISpec, body: Body) -> dict:
+    name = _schema_ref(spec, body.schema)
+    if body.shapes:
+        full = spec.to_dict()["components"]["schemas"][name]
+        for shape in body.shapes:
+            spec.components.schema(shape.component, _shape_schema(full, shape))
+        schema: Any = {"oneOf": [{"$ref": f"#/components/schemas/{s.component}"} for s in body.shapes]}
+    else:
+        schema = name
+    media: dict[str, Any] = {"schema": schema}
+    examples = {**body.examples, **{s.component: s.example for s in body.shapes if s.example is not None}}
+    if examples:
+        media["examples"] = {name: {"value": value} for name, value in examples.items()}
+    return {"required": True, "description": body.description, "content": {"application/json": media}}
+
+
+def _responses(spec: APISpec, responses: dict[int, type[Schema] | str]) -> dict:
+    documented = {}
+    for status, schema in sorted(responses.items()):
+        name = _schema_ref(spec, schema)
+        description = "Error" if name == ERROR_COMPONENT else "OK"
+        documented[str(status)] = {"description": description, "content": {"application/json": {"schema": name}}}
+    return documented
+
+
+def build_openapi_spec(operations: tuple[Operation, ...] = OPERATIONS) -> dict:
     """The OpenAPI 3.0 document as a dict."""
-    spec = APISpec(
-        title="Onramp API",
-        version="1.0.0",
-        openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
-    )
-    spec.components.schema("RetryBatchRequest", schema=RetryBatchRequestSchema)
-    spec.components.schema("RetryBatchResponse", schema=RetryBatchResponseSchema)
-    spec.components.schema("TriggerRequest", schema=TriggerRequestSchema)
-    spec.components.schema("TriggerResponse", schema=TriggerResponseSchema)
-    spec.components.schema(
-        "Error",
-        {
-            "type": "object",
-            "required": ["error", "request_id"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
-                },
-                "request_id": {"type": "string", "nullable": True},
-            },
-        },
-    )
-    spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "Authorization"})
-    spec.components.security_scheme(
-        "apiSecret", {"type": "apiKey", "in": "header", "name": "or-internal-api-auth-secret"}
-    )
-    spec.components.security_scheme("sessionCookie", {"type": "apiKey", "in": "cookie", "name": "session"})
-    spec.path(
-        path="/api/ramps/executions/retry-batch",
-        operations={
-            "post": {
-                "summary": "Replay (or dry-run) failed executions in bulk",
-                "security": [{"apiKey": [], "apiSecret": []}, {"sessionCookie": []}],
-                "requestBody": _request_body("RetryBatchRequest"),
-                "responses": {
-                    "200": {
-                        "description": "The batch result",
-                        "content": {"application/json": {"schema": "RetryBatchResponse"}},
-                    },
-                    **_error_responses(400, 401, 403, 413, 415, 429, 503),
-                },
-            }
-        },
-    )
-    spec.path(
-        path="/api/ramps/{ramp_uuid}/trigger",
-        operations={
-            "post": {
-                "summary": "CRM webhook: start an execution of the ramp",
-                "parameters": [
-                    {
-                        "name": "ramp_uuid",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "format": "uuid"},
-                    },
-                    {
-                        "name": "X-Onramp-Signature",
-                        "in": "header",
-                        "required": True,
-                        "description": "sha256=<hex HMAC-SHA256 of the raw body with the integration's secret>",
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "requestBody": _request_body("TriggerRequest"),
-                "responses": {
-                    "201": {
-                        "description": "The execution was recorded and run",
-                        "content": {"application/json": {"schema": "TriggerResponse"}},
-                    },
-                    **_error_responses(400, 401, 404, 409, 413, 415, 503),
-                },
-            }
-        },
-    )
+    spec = APISpec(title="Onramp API", version="1.0.0", openapi_version="3.0.3", plugins=[MarshmallowPlugin()])
+    spec.components.schema(ERROR_COMPONENT, _ERROR_SCHEMA)
+    for name, scheme in _SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
+    by_path: dict[str, dict[str, dict]] = {}
+    for op in operations:
+        documented: dict[str, Any] = {"summary": op.summary}
+        if op.description:
+            documented["description"] = op.description
+        if op.security is not None:
+            documented["security"] = op.security
+        if op.parameters:
+            documented["parameters"] = op.parameters
+        if op.request is not None:
+            documented["requestBody"] = _request_body(spec, op.request)
+        documented["responses"] = _responses(spec, op.responses)
+        by_path.setdefault(op.path, {})[op.method] = documented
+    for path, methods in by_path.items():
+        spec.path(path=path, operations=methods)
     return spec.to_dict()
 
 

@@ -8,6 +8,7 @@ logged.
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
@@ -19,7 +20,41 @@ log = logging.getLogger("onramp.email")
 
 
 class EmailError(Exception):
-    """A send that failed; the notification stays pending with this message."""
+    """A send that failed; the notification is tried again later, with this message."""
+
+
+class InvalidAddress(EmailError):
+    """The recipient address can never be sent to: retrying cannot help."""
+
+
+INVALID_ADDRESS = "invalid email address"
+MAX_ADDRESS_LENGTH = 254  # RFC 5321's limit on a forward path, less its angle brackets
+# One bare addr-spec, local@domain: no display name, comments, quoting, spaces or a second @.
+_ADDRESS = re.compile(r'[^@\s"(),:;<>\[\\\]]+@[^@\s"(),:;<>\[\\\]]+\Z')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def address_problem(address: object) -> str | None:
+    """Why `address` cannot be an email recipient (`"invalid email address: ..."`), else None.
+
+    Checked when the notification is written and again before sending: a CR or LF would let the
+    address inject headers, and the email module refuses it anyway.
+    """
+    if not isinstance(address, str) or not address:
+        reason = "empty or not a string"
+    elif "\r" in address or "\n" in address:
+        reason = "contains a line break (CR or LF)"
+    elif _CONTROL.search(address):
+        reason = "contains a control character"
+    elif len(address) > MAX_ADDRESS_LENGTH:
+        reason = f"longer than {MAX_ADDRESS_LENGTH} characters"
+    elif not _ADDRESS.match(address):
+        reason = "not a single local@domain address"
+    elif "" in address.rpartition("@")[2].split("."):
+        reason = "the domain has an empty label"
+    else:
+        return None
+    return f"{INVALID_ADDRESS}: {reason}"
 
 
 def build_message(notification: Notification, *, sender: str) -> EmailMessage:
@@ -47,6 +82,9 @@ def build_message(notification: Notification, *, sender: str) -> EmailMessage:
 
 def send_email(notification: Notification, *, config: Config) -> str:
     """Send (or log) the email; returns a short description of what was done."""
+    problem = address_problem(notification.target)
+    if problem:
+        raise InvalidAddress(problem)
     message = build_message(notification, sender=config.email_from)
     if not config.smtp_url:
         log.info(

@@ -19,6 +19,19 @@ MAX_LIST_ITEMS = 500
 MAX_ERROR_PATTERN_LENGTH = 500
 MAX_PATCH_BYTES = 64 * 1024
 WORKFLOW_VERSIONS = ("original", "latest")
+# The columns these values are compared with: or_vendors.id is bigint, replay_attempts integer.
+BIGINT_MAX = 2**63 - 1
+INTEGER_MAX = 2**31 - 1
+
+
+def utc_representable(value: datetime) -> None:
+    """Times are stored and compared in UTC; an offset can push a valid local time out of range."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            "Must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z once converted to UTC."
+        ) from None
 
 
 class StrictBoolean(fields.Boolean):
@@ -149,15 +162,15 @@ class RetryBatchRequestSchema(Schema):
         unknown = RAISE
 
     # Naive datetimes are read as UTC.
-    since = fields.AwareDateTime(default_timezone=UTC, load_default=None)
-    until = fields.AwareDateTime(default_timezone=UTC, load_default=None)
-    vendor_ids = _list_of(fields.Integer(strict=True, validate=validate.Range(min=1)))
+    since = fields.AwareDateTime(default_timezone=UTC, load_default=None, validate=utc_representable)
+    until = fields.AwareDateTime(default_timezone=UTC, load_default=None, validate=utc_representable)
+    vendor_ids = _list_of(fields.Integer(strict=True, validate=validate.Range(min=1, max=BIGINT_MAX)))
     ramp_uuids = _list_of(fields.UUID())
     execution_uuids = _list_of(fields.UUID())
     error_pattern = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_ERROR_PATTERN_LENGTH))
     suppress_notifications = StrictBoolean(load_default=False)
     force_retry = StrictBoolean(load_default=False)
-    max_attempts = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
+    max_attempts = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=INTEGER_MAX))
     workflow_version = fields.String(load_default="original", validate=validate.OneOf(WORKFLOW_VERSIONS))
     dry_run = StrictBoolean(load_default=True)
     plan_token = fields.String(load_default=None, validate=validate.Length(min=1, max=64))

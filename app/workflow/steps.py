@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Account, CrmIntegration, ObjectEntityId, Project, Ramp, RampExecution
 from app.models.outbox import EVENT_PROJECT_CREATED
+from app.notifications.email import address_problem
 from app.notifications.outbox import enqueue_many
 from app.workflow.errors import (
     IntegrationConnectionError,
@@ -182,12 +183,19 @@ def notify(ctx: StepContext) -> str:
     if ctx.integration is not None and ctx.integration.webhook_url:
         wanted.append(dict(common, channel="webhook", target=ctx.integration.webhook_url))
     owner = ctx.payload.get("owner") if isinstance(ctx.payload.get("owner"), dict) else {}
+    refused = None
     if owner.get("email"):
-        wanted.append(dict(common, channel="email", target=str(owner["email"])))
+        address = str(owner["email"])
+        # An address that can never be sent to is recorded as failed, not queued behind others.
+        refused = address_problem(address)
+        wanted.append(dict(common, channel="email", target=address, error=refused))
     ctx.notifications.extend(enqueue_many(ctx.session, wanted))
-    made = [n["channel"] for n in wanted]
+    made = [n["channel"] for n in wanted if not n.get("error")]
     verb = "suppressed" if ctx.suppress_notifications else "queued"
-    return f"{EVENT_PROJECT_CREATED} {verb}: {', '.join(made) or 'no recipients'}"
+    line = f"{EVENT_PROJECT_CREATED} {verb}: {', '.join(made) or 'no recipients'}"
+    if refused:
+        line += f"; email not queued: invalid address ({refused.partition(': ')[2]})"
+    return line
 
 
 STEP_HANDLERS: dict[str, Callable[[StepContext], str]] = {

@@ -1,16 +1,20 @@
-"""Outbox delivery: after commit, exactly once, signed; failures stay pending for dispatch."""
+"""Outbox delivery: after commit, exactly once, signed; a failure is recorded and backed off, a row
+that can never be delivered is marked failed, and no bad row holds up the rows behind it."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import uuid
+from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
-from app.models import Notification
-from app.notifications.delivery import deliver, dispatch_pending
+from app.models import ExecutionLog, Notification
+from app.notifications.delivery import RetryPolicy, deliver, dispatch_pending
 from app.notifications.outbox import enqueue
 from app.signing import verify
 from tests.support import scenarios as sc
@@ -27,7 +31,13 @@ PAYLOAD = {
 
 
 def _enqueue(
-    session_factory, target: str, *, count: int = 1, channel: str = "webhook", suppressed: bool = False
+    session_factory,
+    target: str,
+    *,
+    count: int = 1,
+    channel: str = "webhook",
+    suppressed: bool = False,
+    payload: dict | None = None,
 ) -> list[int]:
     with session_factory() as s, s.begin():
         rows = [
@@ -38,7 +48,7 @@ def _enqueue(
                 channel=channel,
                 event="PROJECT_CREATED",
                 target=target,
-                payload=dict(PAYLOAD, n=i),
+                payload=payload if payload is not None else dict(PAYLOAD, n=i),
                 suppressed=suppressed,
             )
             for i in range(count)
@@ -50,6 +60,21 @@ def _enqueue(
 def _rows(session_factory) -> list[Notification]:
     with session_factory() as s, s.begin():
         return list(s.scalars(select(Notification).order_by(Notification.id)))
+
+
+def _make_due(engine) -> None:
+    """What waiting out the backoff would do: every pending row is due now."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE or_notification_outbox SET next_attempt_at = now() WHERE status = 'pending'"))
+
+
+def _seconds_until_due(engine) -> list[float | None]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT extract(epoch FROM next_attempt_at - now()) FROM or_notification_outbox ORDER BY id")
+            ).scalars()
+        )
 
 
 def test_webhook_is_delivered_once_and_signed(load, session_factory, config, webhook_receiver):
@@ -111,7 +136,9 @@ def test_suppressed_rows_are_never_delivered(load, session_factory, config, webh
     assert (row.status, row.attempts, row.delivered_at) == ("suppressed", 0, None)
 
 
-def test_failed_delivery_stays_pending_until_dispatch(load, session_factory, config, webhook_receiver, caplog):
+def test_failed_delivery_backs_off_then_dispatch_delivers(
+    load, session_factory, engine, config, webhook_receiver, caplog
+):
     load(sc.scenario(webhook_receiver.url))
     ids = _enqueue(session_factory, f"{webhook_receiver.url}/webhooks")
     webhook_receiver.fail_with(503)
@@ -124,8 +151,17 @@ def test_failed_delivery_stays_pending_until_dispatch(load, session_factory, con
     assert (row.status, row.attempts) == ("pending", 1)
     assert "503" in row.last_error
     assert sc.SIGNING_SECRET not in caplog.text
+    [wait] = _seconds_until_due(engine)
+    first = RetryPolicy().first_delay.total_seconds()
+    assert first - 5 < wait <= first
 
+    # Not due yet: a dispatch right away leaves it alone.
     webhook_receiver.respond(200)
+    report = dispatch_pending(session_factory, config=config)
+    assert (report.attempted, report.skipped) == (0, 0)
+    assert len(webhook_receiver.requests) == 1
+
+    _make_due(engine)
     report = dispatch_pending(session_factory, config=config)
 
     assert report.delivered == 1
@@ -215,5 +251,133 @@ def test_cli_dispatch_delivers_pending_rows(app, load, session_factory, webhook_
     result = runner.invoke(args=["notifications", "dispatch"])
     assert result.exit_code == 1
     assert "failed: 1" in result.stdout
+    assert "gave up: 0" in result.stdout
     assert [row.status for row in _rows(session_factory)] == ["delivered", "delivered", "pending"]
     assert uuid.UUID(webhook_receiver.requests[-1].header("X-Onramp-Delivery")) == _rows(session_factory)[2].uuid
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "owner@example.com\r\nBcc: everyone@example.com",
+        "owner@example.com\n",
+        "owner@example.com\r",
+        "no-at-sign.example.com",
+        "owner@",
+        "@example.com",
+        "two@at@example.com",
+        "spaced owner@example.com",
+        "owner@example..com",
+        "Owner <owner@example.com>",
+        "owner@example.com\t",
+        "x" * 250 + "@example.com",
+    ],
+    ids=repr,
+)
+def test_an_invalid_address_fails_at_once_and_is_never_retried(load, session_factory, engine, config, target):
+    load(sc.scenario())
+    ids = _enqueue(session_factory, target, channel="email")
+    with SmtpSink() as sink:
+        smtp_config = dataclasses.replace(config, smtp_url=sink.url)
+        report = deliver(session_factory, ids, config=smtp_config)
+        _make_due(engine)
+        again = dispatch_pending(session_factory, config=smtp_config)
+        messages = sink.messages
+
+    assert (report.failed, report.gave_up) == (1, 1)
+    [row] = _rows(session_factory)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 1, None)
+    assert row.last_error.startswith("invalid email address"), row.last_error
+    assert report.errors[row.id] == row.last_error
+    assert (again.attempted, again.skipped) == (0, 0)
+    assert messages == []
+
+
+def test_a_valid_address_is_not_refused(load, session_factory, config):
+    load(sc.scenario())
+    ids = _enqueue(session_factory, "o.wner+tag@mail.example.com", channel="email")
+    report = deliver(session_factory, ids, config=config)
+    assert (report.delivered, report.failed) == (1, 0)
+
+
+def test_dispatch_picks_due_rows_and_failing_rows_move_behind(load, session_factory, config, webhook_receiver):
+    load(sc.scenario(webhook_receiver.url))
+    _enqueue(session_factory, f"{webhook_receiver.url}/down", count=3)
+    _enqueue(session_factory, f"{webhook_receiver.url}/webhooks", count=2)
+    webhook_receiver.respond(503, path="/down")
+
+    first = dispatch_pending(session_factory, config=config, limit=3)
+    second = dispatch_pending(session_factory, config=config, limit=3)
+
+    assert (first.delivered, first.failed) == (0, 3)
+    assert (second.delivered, second.failed) == (2, 0)
+    assert len(webhook_receiver.requests_to("/down")) == 3  # not retried before they are due
+    assert [r.status for r in _rows(session_factory)] == ["pending"] * 3 + ["delivered"] * 2
+
+
+def test_backoff_doubles_up_to_the_cap_then_the_row_fails(load, session_factory, engine, config, webhook_receiver):
+    load(sc.scenario(webhook_receiver.url))
+    _enqueue(session_factory, f"{webhook_receiver.url}/webhooks")
+    webhook_receiver.fail_with(503)
+    policy = RetryPolicy(max_attempts=5, first_delay=timedelta(seconds=100), max_delay=timedelta(seconds=400))
+
+    waits = []
+    for _ in range(4):
+        report = dispatch_pending(session_factory, config=config, policy=policy)
+        assert (report.failed, report.gave_up) == (1, 0)
+        [wait] = _seconds_until_due(engine)
+        waits.append(round(wait / 10) * 10)
+        _make_due(engine)
+    last = dispatch_pending(session_factory, config=config, policy=policy)
+    _make_due(engine)
+    after = dispatch_pending(session_factory, config=config, policy=policy)
+
+    assert waits == [100, 200, 400, 400]
+    assert (last.failed, last.gave_up) == (1, 1)
+    [row] = _rows(session_factory)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 5, None)
+    assert "503" in row.last_error
+    assert after.attempted == 0
+    assert len(webhook_receiver.requests) == 5
+
+
+def test_an_unexpected_error_while_sending_is_recorded_and_backed_off(load, session_factory, engine, config):
+    load(sc.scenario())
+    # A payload the email builder cannot read (a bug or bad data): not an SMTP failure.
+    ids = _enqueue(session_factory, "owner@example.com", channel="email", payload={"project": ["not", "a", "dict"]})
+
+    report = deliver(session_factory, ids, config=config)
+
+    assert report.failed == 1
+    [row] = _rows(session_factory)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert "AttributeError" in row.last_error
+    [wait] = _seconds_until_due(engine)
+    assert wait > 0
+
+
+def test_notify_step_records_an_invalid_owner_email_as_failed(client, load, session_factory, webhook_receiver):
+    from app.signing import sign
+
+    data = sc.scenario(webhook_receiver.url)
+    load(data)
+    body = {"trigger_key": "deal-42", "data": sc.payload("c-1", "Globex", "owner@example.com\r\nBcc: all@example.com")}
+    raw = json.dumps(body).encode()
+
+    response = client.post(
+        f"/api/ramps/{data['ramps'][0]['uuid']}/trigger",
+        data=raw,
+        content_type="application/json",
+        headers={"X-Onramp-Signature": sign(sc.SIGNING_SECRET, raw)},
+    )
+
+    assert response.status_code == 201 and response.get_json()["status"] == "SUCCESS", response.get_json()
+    by_channel = {row.channel: row for row in _rows(session_factory)}
+    email = by_channel["email"]
+    assert (email.status, email.attempts, email.next_attempt_at) == ("failed", 0, None)
+    assert email.last_error == "invalid email address: contains a line break (CR or LF)"
+    assert by_channel["webhook"].status == "delivered"
+    with session_factory() as s, s.begin():
+        [line] = s.scalars(select(ExecutionLog.message).where(ExecutionLog.step == "notify"))
+    assert "queued: webhook" in line and "email not queued: invalid address" in line, line
+    assert "\r" not in line and "\n" not in line
