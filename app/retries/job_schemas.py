@@ -37,10 +37,21 @@ class JobControlsSchema(Schema):
         unknown = RAISE
 
     max_replays_per_second = StrictNumber(
-        load_default=5.0, validate=validate.Range(min=0, max=MAX_RATE, min_inclusive=False)
+        load_default=5.0,
+        validate=validate.Range(min=0, max=MAX_RATE, min_inclusive=False),
+        metadata={"exclusiveMinimum": True},  # OpenAPI 3.0: 0 itself is refused
     )
     halt_error_rate = StrictNumber(load_default=0.2, validate=validate.Range(min=0, max=1))
     halt_window = fields.Integer(strict=True, load_default=25, validate=validate.Range(min=1, max=1000))
+
+
+class RetryJobRequestSchema(RetryBatchRequestSchema, JobControlsSchema):
+    """The job body as documented (OpenAPI): retry-batch's fields without `dry_run`, plus the
+    controls. `load_job_request` validates a body with the two parent schemas themselves."""
+
+    class Meta:
+        exclude = ("dry_run",)
+        unknown = RAISE
 
 
 @dataclass(frozen=True)

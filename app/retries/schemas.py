@@ -174,7 +174,9 @@ class RetryBatchRequestSchema(Schema):
     workflow_version = fields.String(load_default="original", validate=validate.OneOf(WORKFLOW_VERSIONS))
     dry_run = StrictBoolean(load_default=True)
     plan_token = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
-    payload_patches = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=None)
+    # Each value a JSON object; the keys and sizes are checked in `_check_patches`, which names
+    # the bad key.
+    payload_patches = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=None)
 
     # Runs even when single fields failed, so one answer names every bad field.
     @validates_schema(skip_on_field_errors=False, pass_original=True)

@@ -55,9 +55,6 @@ class ErrorSummaryQuerySchema(Schema):
         until = data.get("until")
         if until is not None and until <= data["since"]:
             raise ValidationError({"until": ["Must be later than since."]})
-        group_by = data.get("group_by")
-        if group_by is not None and len(set(group_by)) != len(group_by):
-            raise ValidationError({"group_by": ["Each group may be named once."]})
 
     @post_load
     def _make(self, data, **kwargs) -> SummaryRequest:
@@ -70,7 +67,7 @@ class ErrorSummaryQuerySchema(Schema):
             since=since,
             until=until,
             vendor_ids=tuple(dict.fromkeys(data["vendor_ids"])) if data["vendor_ids"] else None,
-            group_by=tuple(data["group_by"] or DEFAULT_GROUP_BY),
+            group_by=tuple(dict.fromkeys(data["group_by"] or DEFAULT_GROUP_BY)),  # a repeat means nothing more
         )
 
 

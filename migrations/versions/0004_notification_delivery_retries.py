@@ -1,7 +1,7 @@
 """notification delivery retries: next_attempt_at, the failed status, a due-rows index
 
 Revision ID: 0004_notification_delivery_retries
-Revises: 0001_platform_and_retry_tables
+Revises: 0003_retry_plans_and_jobs
 Create Date: 2026-12-02 12:00:00
 
 A pending outbox row is now tried only once its `next_attempt_at` has come, and a row that can
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_notification_delivery_retries"
-down_revision = "0001_platform_and_retry_tables"
+down_revision = "0003_retry_plans_and_jobs"
 branch_labels = None
 depends_on = None
 

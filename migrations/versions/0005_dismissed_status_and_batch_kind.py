@@ -4,7 +4,7 @@ Executions gain the DISMISSED status (SPEC section 9), and the audit table of re
 records dismiss-batch calls, told apart by `kind`.
 
 Revision ID: 0005_dismissed_and_batch_kind
-Revises: 0003_retry_plans_and_jobs
+Revises: 0004_notification_delivery_retries
 Create Date: 2026-12-02 13:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_dismissed_and_batch_kind"
-down_revision = "0003_retry_plans_and_jobs"
+down_revision = "0004_notification_delivery_retries"
 branch_labels = None
 depends_on = None
 

@@ -44,9 +44,12 @@ def test_openapi_document_describes_retry_and_trigger(client):
     retry = doc["paths"][RETRY]["post"]
     full = _resolve(doc, "#/components/schemas/RetryBatchRequest")
     assert set(full["properties"]) == set(RetryBatchRequestSchema().fields)
-    window, picked = _retry_shapes(doc)
-    for shape in (window, picked):
-        assert set(shape["properties"]) == set(RetryBatchRequestSchema().fields)
+    window, picked, plan = _retry_shapes(doc)
+    every = set(RetryBatchRequestSchema().fields)
+    assert set(window["properties"]) == every - {"plan_token", "payload_patches"}
+    assert set(picked["properties"]) == every - {"plan_token"}
+    assert set(plan["properties"]) == {"plan_token", "dry_run", "suppress_notifications"}
+    for shape in (window, picked, plan):
         assert shape["properties"]["dry_run"]["type"] == "boolean"
         assert shape["additionalProperties"] is False
     assert picked["properties"]["execution_uuids"]["maxItems"] == 500
@@ -76,8 +79,9 @@ def _only_null(prop: dict) -> bool:
     return prop.get("enum") == [None] and prop.get("nullable") is True
 
 
-def test_retry_request_has_two_shapes_window_or_hand_picked(client):
-    window, picked = _retry_shapes(client.get("/api/openapi.json").get_json())
+def test_retry_request_has_three_shapes_window_hand_picked_or_plan(client):
+    window, picked, plan = _retry_shapes(client.get("/api/openapi.json").get_json())
+    assert plan["required"] == ["plan_token"]
 
     # Window scope: since required (and not null), execution_uuids only as null.
     assert window["required"] == ["since"]
@@ -117,32 +121,32 @@ def test_a_new_operation_takes_a_few_lines():
 
     from app.openapi import OPERATIONS, Body, Operation, RequestShape, build_openapi_spec, errors
 
-    class DismissRequestSchema(Schema):
+    class ArchiveRequestSchema(Schema):
         execution_uuids = fields.List(fields.UUID(), required=True)
         reason = fields.String(required=True)
         plan_token = fields.String()
 
-    class DismissResponseSchema(Schema):
+    class ArchiveResponseSchema(Schema):
         dismissed = fields.List(fields.String())
 
     extra = Operation(
         "post",
-        "/api/ramps/executions/dismiss-batch",
-        "Dismiss",
+        "/api/ramps/executions/archive-batch",
+        "Archive",
         request=Body(
-            DismissRequestSchema,
+            ArchiveRequestSchema,
             shapes=(
-                RequestShape("DismissByUuids", "By uuids", "...", required=("execution_uuids", "reason")),
-                RequestShape("DismissByPlan", "By plan", "...", required=("plan_token",), allowed=()),
+                RequestShape("ArchiveByUuids", "By uuids", "...", required=("execution_uuids", "reason")),
+                RequestShape("ArchiveByPlan", "By plan", "...", required=("plan_token",), allowed=()),
             ),
         ),
-        responses={200: DismissResponseSchema, **errors(400, 401)},
+        responses={200: ArchiveResponseSchema, **errors(400, 401)},
     )
     doc = build_openapi_spec((*OPERATIONS, extra))
 
-    assert {RETRY, TRIGGER, "/api/ramps/executions/dismiss-batch"} <= set(doc["paths"])
+    assert {RETRY, TRIGGER, "/api/ramps/executions/archive-batch"} <= set(doc["paths"])
     schemas = doc["components"]["schemas"]
-    assert set(schemas["DismissByPlan"]["properties"]) == {"plan_token"}
-    assert schemas["DismissByUuids"]["required"] == ["execution_uuids", "reason"]
-    ok = doc["paths"]["/api/ramps/executions/dismiss-batch"]["post"]["responses"]["200"]
-    assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/DismissResponse"}
+    assert set(schemas["ArchiveByPlan"]["properties"]) == {"plan_token"}
+    assert schemas["ArchiveByUuids"]["required"] == ["execution_uuids", "reason"]
+    ok = doc["paths"]["/api/ramps/executions/archive-batch"]["post"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ArchiveResponse"}
