@@ -3,6 +3,7 @@ worker processes (`flask --app wsgi worker`, tests/support/worker.py) on the tes
 
 - a job commits (or rolls back) with the use case's transaction and runs in a worker, where the
   task reaches the worker's config, session factory and Flask app;
+- `--concurrency` runs jobs side by side, and a task can defer jobs itself;
 - a queueing-lock clash leaves the caller's transaction usable;
 - SIGTERM / SIGINT: the job in flight finishes, the next one is not taken, exit code 0;
 - a long task hands its job back on shutdown and another worker carries it on; abort reaches it;
@@ -54,6 +55,22 @@ def test_job_deferred_in_a_use_case_transaction_runs_in_a_worker(database_url, s
     assert read_journal(ghost_journal) == []
     with session_factory() as session, session.begin():
         assert session.execute(text("SELECT count(*) FROM procrastinate_jobs")).scalar() == 1
+
+
+def test_concurrency_runs_jobs_side_by_side_and_tasks_can_defer_jobs(database_url, session_factory, tmp_path):
+    journal = str(tmp_path / "journal.jsonl")
+    with running_workers(database_url, tmp_path, concurrency=2) as (worker,):
+        with session_factory() as session, session.begin():
+            for label in ("a", "b"):
+                defer_job(session, worker_tasks.sleep, task_kwargs={"journal": journal, "seconds": 2, "label": label})
+            defer_job(session, worker_tasks.chain, task_kwargs={"journal": journal, "label": "from-a-task"})
+        wait_for(lambda: len(_events(journal, "finish")) == 3, 30, message="all jobs done")
+    starts = {e["label"]: e["at"] for e in _events(journal, "start")}
+    finishes = {e["label"]: e["at"] for e in _events(journal, "finish")}
+    assert max(starts["a"], starts["b"]) < min(finishes["a"], finishes["b"])  # overlapping
+    (deferred,) = _events(journal, "deferred")
+    (follow_up,) = _events(journal, "finish", label="from-a-task")
+    assert follow_up["job_id"] == deferred["follow_up"] and follow_up["pid"] == worker.pid
 
 
 def test_queueing_lock_clash_keeps_the_callers_transaction(session_factory, tmp_path):

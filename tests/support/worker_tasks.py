@@ -71,3 +71,12 @@ def whoami(context, journal: str) -> None:
         database=database,
         flask_app=current_app.name,
     )
+
+
+@job_engine.task(name="tests.chain")
+def chain(context, journal: str, label: str) -> None:
+    """Defers a follow-up job from inside a worker, in a transaction of the task's own."""
+    services = job_engine.services(context)
+    with services.session_factory() as session, session.begin():
+        follow_up = job_engine.defer_job(session, sleep, task_kwargs={"journal": journal, "seconds": 0, "label": label})
+    _note(journal, context, "deferred", follow_up=follow_up)
