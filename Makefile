@@ -35,10 +35,14 @@ $(DEV_STAMP): $(VENV_STAMP) requirements-dev.txt
 # Start the embedded server first (when it is the one in use) so that a broken database
 # fails here with its log tail instead of deep inside a migration traceback.
 # gunicorn's workers, threads, timeout and logging are in gunicorn.conf.py.
+# The web server and one job worker run together under app/run_all.py: Ctrl-C stops both
+# gracefully (twice: at once), and if either exits the other is stopped and make fails.
 run: venv
 	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m app.embedded_db start; fi
 	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/gunicorn -c gunicorn.conf.py -b 127.0.0.1:$(PORT) wsgi:app
+	$(BIN)/python -m app.run_all \
+		"web=$(BIN)/gunicorn -c gunicorn.conf.py -b 127.0.0.1:$(PORT) wsgi:app" \
+		"worker=$(BIN)/flask --app wsgi worker"
 
 # `python -m pytest` (not bin/pytest) puts the repo root on sys.path so `import app` works.
 test: venv-dev

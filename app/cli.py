@@ -46,3 +46,7 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(scenario_cli)
     app.cli.add_command(notifications_cli)
+
+    from app.worker import worker_command
+
+    app.cli.add_command(worker_command)

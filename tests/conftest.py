@@ -100,9 +100,17 @@ def _clean_tables(request):
     yield
     if engine is None:
         return
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    tables = [t.name for t in Base.metadata.sorted_tables]
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # The job engine's queue too, when its migration is applied (a test may have downgraded).
+        tables += conn.execute(text(_PROCRASTINATE_TABLES)).scalars().all()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+_PROCRASTINATE_TABLES = (
+    "SELECT quote_ident(relname) FROM pg_class WHERE relkind = 'r'"
+    " AND relnamespace = current_schema()::regnamespace AND starts_with(relname, 'procrastinate_')"
+)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Plans (a dry run's frozen eligible set, SPEC 6), retry jobs with their control e
 the history index by (batch_id, id) that the brake and recent errors read newest first.
 
 Revision ID: 0003_retry_plans_and_jobs
-Revises: 0001_platform_and_retry_tables
+Revises: 0002_procrastinate_schema
 Create Date: 2026-12-02 12:36:56.192982
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0003_retry_plans_and_jobs"
-down_revision = "0001_platform_and_retry_tables"
+down_revision = "0002_procrastinate_schema"
 branch_labels = None
 depends_on = None
 
