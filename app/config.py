@@ -95,6 +95,8 @@ class Config:
     idle_in_transaction_timeout_ms: int = 60_000
     # Outbound HTTP from workflow steps and notification delivery.
     http_timeout_seconds: float = 5.0
+    # Engine tasks per retry job: at most this many workers (or worker slots) drain one job at once.
+    retry_job_lanes: int = 8
     max_content_length: int = 1024 * 1024
     testing: bool = False
 
@@ -125,6 +127,7 @@ class Config:
             email_from=env.get("EMAIL_FROM", "onramp@localhost"),
             session_cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE"), environment != "development"),
             http_timeout_seconds=float(env.get("HTTP_TIMEOUT_SECONDS", "5")),
+            retry_job_lanes=max(1, int(env.get("RETRY_JOB_LANES") or 8)),
         )
 
 

@@ -231,6 +231,18 @@ def job_status(session: Session | Connection, job_id: int) -> str | None:
     )
 
 
+def active_jobs(session: Session | Connection, lock_prefix: str) -> list[tuple[str, int]]:
+    """Waiting or running jobs whose lock starts with `lock_prefix`: (lock, engine job id)."""
+    rows = _connection(session).execute(
+        text(
+            "SELECT lock, id FROM procrastinate_jobs"
+            " WHERE status IN ('todo', 'doing') AND starts_with(lock, :prefix) ORDER BY id"
+        ),
+        {"prefix": lock_prefix},
+    )
+    return [(row.lock, row.id) for row in rows]
+
+
 # --------------------------------------------------------------------------- worker side
 
 

@@ -1,7 +1,7 @@
 """Close the audit rows of retry-batch calls whose process died mid-call.
 
 A call writes its `or_retry_batches` row before any work and closes it at the end
-(app/retries/replay.py). A SIGKILL or a machine loss in between leaves `finished_at` NULL for
+(app/retries/audit.py). A SIGKILL or a machine loss in between leaves `finished_at` NULL for
 ever. Once a row is older than any live call can run, its call is certainly gone: the row gets
 `finished_at` and `summary = {"aborted": "interrupted"}`. What the call did replay is in the
 history rows, one transaction per replay, so nothing else needs repairing.
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
 from app.models import RetryBatch
-from app.retries.replay import MAX_CLAIMS_PER_CALL
+from app.retries.batch import MAX_CLAIMS_PER_CALL
 
 log = logging.getLogger(__name__)
 

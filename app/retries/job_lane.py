@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # periodic check starts a new lane later).
 DATABASE_PATIENCE_SECONDS = 120
 SLEEP_CHUNK_SECONDS = 0.5
+STATE_CHECK_SECONDS = 2.0
 
 _STATE_SQL = text("SELECT state FROM or_retry_jobs WHERE id = :job_id")
 _START_SQL = text(
@@ -142,8 +143,9 @@ def run_lane(
             slot = _reserve_slot(session_factory, job.id)
             if slot is None:
                 return "stopped"
-            if not _wait_until(slot, should_abort, sleep):
-                return "aborted"
+            waited = _wait_until(slot, should_abort, lambda: _is_running(session_factory, job.id), sleep)
+            if waited != "ready":
+                return waited
             step = replay_next(session_factory, ctx, source, after=after)
             if step is None:
                 return "completed" if _complete_if_drained(session_factory, job) else "drained"
@@ -188,15 +190,27 @@ def _reserve_slot(session_factory, job_id: int) -> datetime | None:
         return session.execute(_RESERVE_SQL, {"job_id": job_id}).scalar()
 
 
-def _wait_until(slot: datetime, should_abort, sleep) -> bool:
-    """Sleep until `slot` in short chunks; False if the task was asked to abort meanwhile."""
+def _wait_until(slot: datetime, should_abort, still_running, sleep) -> str:
+    """Sleep until `slot` in short chunks: "ready", or "aborted" (the task was asked to stop) or
+    "stopped" (the job was paused or cancelled meanwhile; checked every STATE_CHECK_SECONDS, so a
+    slow pace does not keep a lane asleep for a job that no longer runs)."""
+    checked = time.monotonic()
     while True:
         left = (slot - utcnow()).total_seconds()
         if left <= 0:
-            return True
+            return "ready"
         if should_abort():
-            return False
+            return "aborted"
+        if time.monotonic() - checked >= STATE_CHECK_SECONDS:
+            if not still_running():
+                return "stopped"
+            checked = time.monotonic()
         sleep(min(left, SLEEP_CHUNK_SECONDS))
+
+
+def _is_running(session_factory, job_id: int) -> bool:
+    with session_factory() as session, session.begin():
+        return session.execute(_STATE_SQL, {"job_id": job_id}).scalar() == "running"
 
 
 def _brake(session_factory, job: RetryJob) -> bool:

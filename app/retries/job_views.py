@@ -25,10 +25,6 @@ bp = Blueprint("retry_jobs", __name__)
 BASE = "/api/ramps/executions/retry-jobs"
 
 
-def _scheduler() -> jobs.JobScheduler:
-    return current_app.extensions["onramp_job_scheduler"]
-
-
 def _json_body(*, empty_is: dict | None = None):
     raw = request.get_data(cache=False)
     if not raw and empty_is is not None:
@@ -56,7 +52,7 @@ def create_retry_job():
         load_job_request(_json_body()),
         current_actor(),
         idempotency_key=key,
-        scheduler=_scheduler(),
+        config=current_app.config["ONRAMP"],
     )
     location = url_for("retry_jobs.get_retry_job", job_id=job["job_id"])
     return RetryJobSchema().dump(job), 202 if created else 200, {"Location": location}
@@ -86,6 +82,6 @@ def control_retry_job(job_id: str, action: str):
         action,
         current_actor(),
         reason=body["reason"],
-        scheduler=_scheduler(),
+        config=current_app.config["ONRAMP"],
     )
     return RetryJobSchema().dump(job)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
-from typing import Protocol
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import job_engine
+from app.config import Config
 from app.errors import IdempotencyKeyReused, InvalidTransition, JobNotFound
 from app.models import RetryJob, RetryJobEvent, WorkflowHistory
 from app.models.base import utcnow
@@ -45,14 +45,41 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 _EVENT_OF_ACTION = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 
 
-class JobScheduler(Protocol):
-    """How use cases reach the job engine (app/retries/tasks.py implements it)."""
+# ---- the job's lanes on the job engine ----------------------------------------------------------
+# A job runs as `Config.retry_job_lanes` engine tasks (app/retries/tasks.py: `run_job_lane`), each
+# with a lock of its own so one lane never runs twice at once, and deferred in the transaction that
+# makes the job runnable (creation, resume), so a job and its lanes commit together.
 
-    def start(self, job_uuid: uuid.UUID) -> None:
-        """Make sure the job's lanes will run (idempotent)."""
+LANE_TASK = "retries.run_job_lane"
 
-    def stop(self, job_uuid: uuid.UUID) -> None:
-        """Cancel the job's waiting lanes and ask running ones to abort."""
+
+def lane_lock_prefix(job_uuid: uuid.UUID) -> str:
+    return f"retry-job:{job_uuid}:lane:"
+
+
+def start_lanes(session: Session, job: RetryJob, lanes: int) -> int:
+    """Defer the job's lanes that are not already waiting or running; how many were deferred."""
+    prefix = lane_lock_prefix(job.uuid)
+    busy = {lock for lock, _ in job_engine.active_jobs(session, prefix)}
+    deferred = 0
+    for lane in range(lanes):
+        lock = f"{prefix}{lane}"
+        if lock in busy:
+            continue
+        try:
+            job_engine.defer_job(
+                session, LANE_TASK, task_kwargs={"job_id": str(job.uuid), "lane": lane}, lock=lock, queueing_lock=lock
+            )
+        except job_engine.AlreadyQueued:
+            continue
+        deferred += 1
+    return deferred
+
+
+def stop_lanes(session: Session, job: RetryJob) -> int:
+    """Cancel the job's waiting lanes and ask its running ones to stop (on commit)."""
+    active = job_engine.active_jobs(session, lane_lock_prefix(job.uuid))
+    return sum(job_engine.abort_job(session, engine_id) for _, engine_id in active)
 
 
 def record_event(
@@ -86,7 +113,7 @@ def create_job(
     actor: ActorLike,
     *,
     idempotency_key: str | None,
-    scheduler: JobScheduler,
+    config: Config,
 ) -> tuple[dict, bool]:
     """(the job, whether it was created now). A repeated Idempotency-Key with the same body returns
     the existing job; with another body it is 422 `idempotency_key_reused`."""
@@ -95,15 +122,13 @@ def create_job(
         if existing is not None:
             return get_job(session_factory, existing), False
     try:
-        job_uuid, state = _create(session_factory, job_request, actor, idempotency_key)
+        job_uuid = _create(session_factory, job_request, actor, idempotency_key, lanes=config.retry_job_lanes)
     except IntegrityError:
         # The same key was used by a concurrent request that committed first.
         existing = _find_by_key(session_factory, actor, idempotency_key, job_request.body_sha256)
         if existing is None:
             raise
         return get_job(session_factory, existing), False
-    if state == "queued":
-        scheduler.start(job_uuid)
     return get_job(session_factory, job_uuid), True
 
 
@@ -117,7 +142,7 @@ def _find_by_key(session_factory, actor: ActorLike, key: str, body_sha256: str) 
         return job.uuid
 
 
-def _create(session_factory, job_request: JobRequest, actor: ActorLike, idempotency_key: str | None):
+def _create(session_factory, job_request: JobRequest, actor: ActorLike, idempotency_key: str | None, *, lanes: int):
     call = job_request.retry
     with session_factory() as session, session.begin():
         # One snapshot for the plan's rows and their count.
@@ -156,9 +181,11 @@ def _create(session_factory, job_request: JobRequest, actor: ActorLike, idempote
         session.add(job)
         session.flush()
         record_event(session, job, "created", actor=actor_label(actor), total=total)
-        if not total:
+        if total:
+            start_lanes(session, job, lanes)
+        else:
             record_event(session, job, "completed", actor=None, reason="nothing eligible")
-        return job.uuid, job.state
+        return job.uuid
 
 
 # ---- read -------------------------------------------------------------------------------------
@@ -200,7 +227,7 @@ def control_job(
     actor: ActorLike,
     *,
     reason: str | None,
-    scheduler: JobScheduler,
+    config: Config,
 ) -> dict:
     """Pause, resume or cancel a job; the job as it is afterwards."""
     allowed_from, target = TRANSITIONS[action]
@@ -223,11 +250,11 @@ def control_job(
         if target in FINISHED_STATES:
             job.finished_at = job.updated_at
         record_event(session, job, _EVENT_OF_ACTION[action], actor=actor_label(actor), reason=reason, previous=previous)
+        if action == "resume":
+            start_lanes(session, job, config.retry_job_lanes)
+        elif action == "cancel":
+            stop_lanes(session, job)
         job_uuid = job.uuid
-    if action == "resume":
-        scheduler.start(job_uuid)
-    elif action == "cancel":
-        scheduler.stop(job_uuid)
     return get_job(session_factory, job_uuid)
 
 
@@ -237,9 +264,12 @@ def _last_history_id(session: Session, job_uuid: uuid.UUID) -> int:
     )
 
 
-def unfinished_jobs(
-    session_factory: sessionmaker[Session], states: Iterable[str] = ("queued", "running")
-) -> list[uuid.UUID]:
-    """Jobs whose lanes should be running (for the engine's periodic check)."""
+def keep_jobs_running(session_factory: sessionmaker[Session], config: Config) -> int:
+    """Give every queued or running job its lanes again where none waits or runs (a lane that
+    gave up on a database outage, rows another caller held when the lanes went by, ...). Periodic;
+    how many lanes were deferred."""
+    deferred = 0
     with session_factory() as session, session.begin():
-        return list(session.scalars(select(RetryJob.uuid).where(RetryJob.state.in_(tuple(states)))))
+        for job in session.scalars(select(RetryJob).where(RetryJob.state.in_(("queued", "running")))):
+            deferred += start_lanes(session, job, config.retry_job_lanes)
+    return deferred

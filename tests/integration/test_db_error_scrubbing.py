@@ -87,7 +87,7 @@ def test_unique_violation_detail_stays_out_of_the_log_and_sentry(duplicate_app, 
 
 def test_cast_error_value_and_statement_line_stay_out_of_the_log_and_sentry(session_factory, sentry_events, capsys):
     # As the replay does: log.exception inside an except block, and the error as a %s argument.
-    log = logging.getLogger("app.retries.replay")
+    log = logging.getLogger("app.retries.replay_unit")
     observability.configure_logging()
     capsys.readouterr()
     with pytest.raises(DBAPIError) as caught, session_factory() as session, session.begin():
@@ -101,7 +101,7 @@ def test_cast_error_value_and_statement_line_stay_out_of_the_log_and_sentry(sess
     sentry_sdk.flush()
     err = capsys.readouterr().err
 
-    lines = [e for e in _json_lines(err) if e["logger"] == "app.retries.replay"]
+    lines = [e for e in _json_lines(err) if e["logger"] == "app.retries.replay_unit"]
     assert len(lines) == 2
     chained, as_argument = lines
     assert chained["db_error"]["sqlstate"] == "22P02"

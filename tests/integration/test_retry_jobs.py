@@ -1,8 +1,8 @@
 """Retry jobs (SPEC section 7) through the HTTP API, with lanes run in threads of this process.
 
-The job engine (procrastinate) and its worker processes are exercised in
-test_retry_jobs_workers.py; here the lanes are the real `run_lane` in threads, which is all the
-engine adds to them.
+The job engine (procrastinate) and real worker processes are exercised in
+test_retry_jobs_workers.py; here the lanes are the real `run_lane` in threads, which is all a
+worker adds to them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from app import job_engine
 from app.models import RampExecution, RetryJobEvent, WorkflowHistory
 from app.models.identity import ROLE_VIEWER
 from app.retries.job_lane import run_lane
+from app.retries.jobs import lane_lock_prefix
 from tests.support.retry_scenarios import add_failures_like, api_key_headers, backlog, iso
 
 JOBS = "/api/ramps/executions/retry-jobs"
@@ -24,17 +26,19 @@ STEPS = ["fetch_crm_record", "find_or_create_account", "create_project"]
 
 
 class ThreadLanes:
-    """A job scheduler that runs each job's lanes in threads of this process."""
+    """Runs a job's lanes in threads of this process (no worker takes the engine tasks that the
+    API deferred: they stay queued, which the engine-side tests check)."""
 
-    def __init__(self, session_factory, config, lanes: int = 1) -> None:
-        self.session_factory, self.config, self.lanes = session_factory, config, lanes
+    def __init__(self, session_factory, config) -> None:
+        self.session_factory, self.config = session_factory, config
         self.threads: list[threading.Thread] = []
         self.aborted: set = set()
         self.started: list = []
 
-    def start(self, job_uuid) -> None:
+    def run(self, job_id, lanes: int = 1) -> None:
+        job_uuid = uuid.UUID(job_id)
         self.started.append(job_uuid)
-        for _ in range(self.lanes):
+        for _ in range(lanes):
             thread = threading.Thread(
                 target=run_lane,
                 args=(self.session_factory, self.config, job_uuid),
@@ -44,9 +48,6 @@ class ThreadLanes:
             thread.start()
             self.threads.append(thread)
 
-    def stop(self, job_uuid) -> None:
-        self.aborted.add(job_uuid)
-
     def join(self, timeout: float = 60) -> None:
         for thread in self.threads:
             thread.join(timeout)
@@ -54,15 +55,11 @@ class ThreadLanes:
 
 
 @pytest.fixture
-def lanes(app, session_factory, config):
-    scheduler = ThreadLanes(session_factory, config)
-    previous = app.extensions.get("onramp_job_scheduler")
-    app.extensions["onramp_job_scheduler"] = scheduler
-    yield scheduler
-    for job_uuid in scheduler.started:
-        scheduler.aborted.add(job_uuid)
-    scheduler.join()
-    app.extensions["onramp_job_scheduler"] = previous
+def lanes(session_factory, config):
+    runner = ThreadLanes(session_factory, config)
+    yield runner
+    runner.aborted |= set(runner.started)
+    runner.join()
 
 
 @pytest.fixture
@@ -117,6 +114,7 @@ def test_a_job_drains_the_scope_to_completed_with_totals_that_add_up(client, adm
     assert response.headers["Location"].endswith(f"{JOBS}/{job['job_id']}")
     assert job["progress"]["total"] == 30
     assert job["created_by"] == "job-admin"
+    lanes.run(job["job_id"])
     lanes.join()
     done = job_of(client, admin, job["job_id"])
     assert done["state"] == "completed", done
@@ -145,6 +143,7 @@ def test_rows_failing_after_creation_are_not_added(client, admin, load, lanes, s
     assert job["progress"]["total"] == 3
     # More failures in the same window, after the job froze its rows.
     add_failures_like(session_factory, data["executions"][0]["uuid"], [str(uuid.uuid4()) for _ in range(2)])
+    lanes.run(job["job_id"])
     lanes.join()
     assert job_of(client, admin, job["job_id"])["progress"]["total"] == 3
     assert history_count(session_factory, job["job_id"]) == 3
@@ -158,17 +157,19 @@ def test_a_job_from_a_plan_runs_exactly_the_plan(client, admin, load, lanes, ses
     job = create(client, admin, {"plan_token": preview["plan_token"], "max_replays_per_second": 100}).get_json()
     assert job["progress"]["total"] == 4
     assert job["request"]["plan_token"] == preview["plan_token"]
+    lanes.run(job["job_id"])
     lanes.join()
     assert job_of(client, admin, job["job_id"])["state"] == "completed"
     assert history_count(session_factory, job["job_id"]) == 4
 
 
-def test_nothing_eligible_still_makes_a_job_that_completes_at_once(client, admin, lanes):
+def test_nothing_eligible_still_makes_a_job_that_completes_at_once(client, admin, session_factory):
     response = create(client, admin, window())
     assert response.status_code == 202
     job = response.get_json()
     assert job["state"] == "completed" and job["progress"]["total"] == 0
-    assert lanes.started == []
+    with session_factory() as session, session.begin():
+        assert job_engine.active_jobs(session, lane_lock_prefix(uuid.UUID(job["job_id"]))) == []
 
 
 def test_idempotency_key_returns_the_same_job_or_422(client, admin, load, lanes, session_factory):
@@ -219,6 +220,7 @@ def test_pause_resume_cancel_and_invalid_moves(client, admin, load, lanes, sessi
     load(backlog(20))
     job = create(client, admin, window(max_replays_per_second=2)).get_json()
     job_id = job["job_id"]
+    lanes.run(job_id)
     wait_for_state(client, admin, job_id, {"running"})
     paused = client.post(f"{JOBS}/{job_id}/pause", json={"reason": "CRM flapping"}, headers=admin)
     assert paused.status_code == 200 and paused.get_json()["state"] == "paused"
@@ -230,7 +232,7 @@ def test_pause_resume_cancel_and_invalid_moves(client, admin, load, lanes, sessi
     bad = client.post(f"{JOBS}/{job_id}/pause", json={}, headers=admin)
     assert bad.status_code == 409 and bad.get_json()["error"]["code"] == "invalid_transition"
     resumed = client.post(f"{JOBS}/{job_id}/resume", headers=admin)  # no body at all is {}
-    assert resumed.status_code == 200 and resumed.get_json()["state"] in ("queued", "running")
+    assert resumed.status_code == 200 and resumed.get_json()["state"] == "queued"
     cancelled = client.post(f"{JOBS}/{job_id}/cancel", json={"reason": "done by hand"}, headers=admin)
     assert cancelled.status_code == 200 and cancelled.get_json()["state"] == "cancelled"
     assert cancelled.get_json()["finished_at"]
@@ -254,6 +256,7 @@ def test_the_brake_halts_a_job_replaying_into_a_crm_that_answers_503(
     load(backlog(40, base_url=webhook_receiver.url, steps=STEPS))
     webhook_receiver.respond(503)
     job = create(client, admin, window(max_replays_per_second=100, halt_error_rate=0.2, halt_window=25)).get_json()
+    lanes.run(job["job_id"])
     halted = wait_for_state(client, admin, job["job_id"], {"halted", "completed", "failed"})
     assert halted["state"] == "halted"
     # limit floor(0.2 * 25) = 5: the sixth failure of the canary stops it.
@@ -266,6 +269,7 @@ def test_the_brake_halts_a_job_replaying_into_a_crm_that_answers_503(
     # The CRM is back: resume starts the window afresh and the job finishes.
     webhook_receiver.respond(200, {"id": "crm"})
     assert client.post(f"{JOBS}/{job['job_id']}/resume", json={}, headers=admin).status_code == 200
+    lanes.run(job["job_id"])
     done = wait_for_state(client, admin, job["job_id"], {"completed", "halted"})
     assert done["state"] == "completed", done
     progress = done["progress"]
@@ -273,10 +277,10 @@ def test_the_brake_halts_a_job_replaying_into_a_crm_that_answers_503(
     assert (progress["success"], progress["error"], progress["skipped"]) == (34, 6, 0)
 
 
-def test_two_lanes_on_one_job_replay_every_row_exactly_once(client, admin, load, lanes, session_factory):
-    lanes.lanes = 4
+def test_four_lanes_on_one_job_replay_every_row_exactly_once(client, admin, load, lanes, session_factory):
     load(backlog(80))
     job = create(client, admin, window(max_replays_per_second=200)).get_json()
+    lanes.run(job["job_id"], 4)
     lanes.join()
     assert job_of(client, admin, job["job_id"])["state"] == "completed"
     with session_factory() as session, session.begin():
@@ -287,10 +291,10 @@ def test_two_lanes_on_one_job_replay_every_row_exactly_once(client, admin, load,
 
 
 def test_the_pace_holds_over_all_lanes(client, admin, load, lanes):
-    lanes.lanes = 3
     load(backlog(9))
     started = time.monotonic()
     job = create(client, admin, window(max_replays_per_second=4)).get_json()
+    lanes.run(job["job_id"], 3)
     lanes.join()
     elapsed = time.monotonic() - started
     assert job_of(client, admin, job["job_id"])["state"] == "completed"

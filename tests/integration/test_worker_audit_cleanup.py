@@ -13,7 +13,7 @@ from app.models import RetryBatch
 from app.models.base import utcnow
 from app.retries import tasks
 from app.retries.audit_cleanup import INTERRUPTED_SUMMARY, close_interrupted_batches, longest_live_call
-from app.retries.replay import MAX_CLAIMS_PER_CALL
+from app.retries.batch import MAX_CLAIMS_PER_CALL
 from tests.support.worker import running_workers, wait_for
 
 
