@@ -16,35 +16,21 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from app import create_app
 from app.config import Config
 from app.db import make_engine, make_session_factory
 from app.models import Base
-
-
-def _server_url() -> str:
-    # One rule for tests and devtools/rehearse.py (see devtools/dbserver.py).
-    from devtools.dbserver import server_url
-
-    return server_url()
-
-
-def _recreate_database(server_url: str, name: str) -> str:
-    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+from devtools.dbtools import recreate_database, server_url
+from devtools.mocks.crm import MockCrm
 
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
+    # One server rule for the tests, the rehearsal and the bench (devtools/dbtools.py).
     name = os.environ.get("TEST_DB_NAME", "onramp_test")
-    url = _recreate_database(_server_url(), name)
+    url = recreate_database(server_url(), name)
     from app.migrate import upgrade
 
     upgrade(url)
@@ -122,12 +108,10 @@ def make_engine_for(config):
 
 @pytest.fixture
 def webhook_receiver():
-    """A local HTTP server (tests/support/receiver.py) recording every request; 200 by default."""
-    from tests.support.receiver import Receiver
-
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
+    """The mock CRM (devtools/mocks/crm.py) on a free port: records every request the service
+    sends (webhooks and record fetches); answers can be scripted with `respond(...)`."""
+    with MockCrm() as crm:
+        yield crm
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from app.migrate import current_heads, downgrade, upgrade
+from devtools.dbtools import database_name, drop_database, recreate_database
 
 
 def test_healthz_answers_with_database(client):
@@ -33,14 +34,8 @@ def test_runbook_blast_radius_sql_runs_unchanged(engine):
 
 def test_migrations_run_down_and_up_from_empty(database_url):
     # A scratch database on the same server: empty -> head -> base -> head.
-    from sqlalchemy.engine import make_url
-
-    scratch = make_url(database_url).set(database=make_url(database_url).database + "_scratch")
-    admin = create_engine(make_url(database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{scratch.database}"'))
-    url = scratch.render_as_string(hide_password=False)
+    scratch = database_name(database_url) + "_scratch"
+    url = recreate_database(database_url, scratch)
     try:
         upgrade(url)
         assert current_heads(url) == {"0001_platform_and_retry_tables"}
@@ -49,6 +44,4 @@ def test_migrations_run_down_and_up_from_empty(database_url):
         upgrade(url)
         assert current_heads(url)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(database_url, scratch)

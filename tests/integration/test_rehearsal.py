@@ -22,7 +22,7 @@ RUNBOOK = REPO_ROOT / "runbooks" / "retry-batch.md"
 
 
 def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    from devtools.dbserver import server_url
+    from devtools.dbtools import server_url
 
     db_prefix = os.environ.get("TEST_DB_NAME", "onramp_test") + "_rehearsal"
     env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
