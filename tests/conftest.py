@@ -6,7 +6,7 @@ Where the database comes from, first match wins:
   neither            the embedded PostgreSQL under instance/ (a fresh machine).
 TEST_DB_NAME (default `onramp_test`) lets parallel runs keep out of each other's way.
 
-Each test starts from empty tables (TRUNCATE after every test) rather than a rolled-back
+Each test starts from empty tables (emptied after every test) rather than a rolled-back
 transaction, because the concurrency tests need real commits seen by other connections.
 """
 
@@ -16,14 +16,13 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from app import create_app
 from app.config import Config
 from app.db import make_engine, make_session_factory
-from app.models import Base
 from devtools.dbtools import recreate_database, server_url
 from devtools.mocks.crm import MockCrm
+from tests.support.tables import empty_tables
 
 
 @pytest.fixture(scope="session")
@@ -80,15 +79,13 @@ def client(app):
 
 @pytest.fixture(autouse=True)
 def _clean_tables(request):
-    # Only tests that touch the database pay for the TRUNCATE.
+    # Only tests that touch the database pay for emptying it.
     uses_db = {"database_url", "app"} & set(request.fixturenames)
     engine = request.getfixturevalue("engine") if uses_db else None
     yield
     if engine is None:
         return
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def auth_app_and_calls(config, provider):
 
 @pytest.fixture
 def auth_app(auth_app_and_calls, fresh_provider, engine):
-    # `engine` pulls in the TRUNCATE-after-test fixture from tests/conftest.py.
+    # `engine` pulls in the emptying-after-test fixture from tests/conftest.py.
     application, calls = auth_app_and_calls
     calls.clear()
     return application

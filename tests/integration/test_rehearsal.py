@@ -17,6 +17,8 @@ import pytest
 
 from app.config import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # a real service, the mocks and scratch databases per incident
+
 REHEARSE = REPO_ROOT / "devtools" / "rehearse.py"
 RUNBOOK = REPO_ROOT / "runbooks" / "retry-batch.md"
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 
 from app.retries.replay import retry_batch
 from app.retries.schemas import RetryBatchRequestSchema
 from tests.support.invariants import LOCKERS_SQL, assert_no_half_replays
 from tests.support.retry_scenarios import ADMIN_ACTOR, backlog, window
+
+pytestmark = pytest.mark.slow  # kills the database backend of a running replay
 
 STEPS = ["fetch_crm_record", "find_or_create_account", "create_project"]
 

@@ -135,6 +135,7 @@ _iso_times = st.datetimes().map(lambda d: d.isoformat())
 _retry_values = _json | _iso_times | st.lists(st.uuids().map(str), max_size=3) | st.lists(st.integers(), max_size=3)
 
 
+@pytest.mark.slow  # 300 hypothesis examples
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.dictionaries(_retry_keys, _retry_values, max_size=6) | _json)
 def test_retry_schema_load_either_returns_or_raises_validation_error(document):
@@ -145,6 +146,7 @@ def test_retry_schema_load_either_returns_or_raises_validation_error(document):
     assert isinstance(result, RetryRequest)
 
 
+@pytest.mark.slow  # 300 hypothesis examples
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.dictionaries(st.sampled_from(["trigger_key", "data"]) | st.text(max_size=8), _json, max_size=4) | _json)
 def test_trigger_schema_load_either_returns_or_raises_validation_error(document):
@@ -178,6 +180,7 @@ _retry_documents |= st.dictionaries(
 ).map(lambda extra: {"since": iso(0), **extra})
 
 
+@pytest.mark.slow  # hypothesis examples through the endpoint
 def test_retry_endpoint_never_answers_500_on_arbitrary_json(client, admin):
     statuses: set[int] = set()
 
@@ -211,6 +214,7 @@ _trigger_documents = (
 )
 
 
+@pytest.mark.slow  # hypothesis examples through the endpoint
 def test_trigger_endpoint_never_answers_500_on_arbitrary_signed_json(client, trigger_ramp_uuid):
     statuses: set[int] = set()
 

@@ -25,6 +25,8 @@ from schemathesis.specs.openapi.checks import (
 from app.signing import SIGNATURE_HEADER, sign
 from tests.support.retry_scenarios import SIGNING_SECRET, api_key_headers, backlog
 
+pytestmark = pytest.mark.slow  # generated requests (schemathesis + hypothesis)
+
 TRIGGER = "/api/ramps/{ramp_uuid}/trigger"
 CONFORMANCE = [
     not_a_server_error,
