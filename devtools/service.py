@@ -83,6 +83,8 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         """Start gunicorn and wait until /healthz answers 200; ServiceStartError otherwise."""
+        if self.process is not None:
+            raise RuntimeError("this service was started already; make a new ServiceProcess")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
@@ -141,7 +143,8 @@ class ServiceProcess:
         return out
 
     def __enter__(self) -> ServiceProcess:
-        return self.start()
+        # `with ServiceProcess(...) as s:` starts it; `with service.start(timeout=...):` already has.
+        return self if self.process is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
