@@ -64,7 +64,12 @@ class ServiceProcess:
         environment.setdefault("SECRET_KEY", secrets.token_hex(32))
         environment.update(DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
         self.env = environment
-        self.command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "-b", f"127.0.0.1:{self.port}"]
+        # No control socket: every gunicorn would bind the same path in the user's home, and the
+        # processes a test or a rehearsal starts side by side would take it from each other.
+        self.command = [
+            *(sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)),
+            *("-b", f"127.0.0.1:{self.port}", "--no-control-socket"),
+        ]
         for flag, value in (
             ("--workers", workers),
             ("--threads", threads),
