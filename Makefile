@@ -17,7 +17,7 @@ BENCH_ARGS ?=
 VENV_STAMP := $(VENV)/.requirements.stamp
 DEV_STAMP := $(VENV)/.requirements-dev.stamp
 
-.PHONY: venv venv-dev run test lint format db-start db-stop db-status psql clean bench
+.PHONY: venv venv-dev run test test-fast lint format db-start db-stop db-status psql clean bench
 
 venv: $(VENV_STAMP)
 
@@ -45,8 +45,13 @@ run: venv
 		"worker=$(BIN)/flask --app wsgi worker"
 
 # `python -m pytest` (not bin/pytest) puts the repo root on sys.path so `import app` works.
+# `test` is the whole suite (what CI runs); `test-fast` leaves out the tests marked `slow`
+# (the rehearsal, process kills, restarts, fuzzing: see setup.cfg) for quick feedback.
 test: venv-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv-dev
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The same check CI runs before the tests (settings in pyproject.toml).
 lint: venv-dev

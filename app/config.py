@@ -88,8 +88,8 @@ class Config:
     session_cookie_secure: bool = False
     session_idle_minutes: int = 60
     session_absolute_hours: int = 12
-    # Server-side guards for every pooled connection (see ARCHITECTURE: an idle transaction
-    # holding a snapshot slows every claim).
+    # Server-side guards for every pooled connection: a stuck client must not hold row locks,
+    # and an idle transaction holding a snapshot slows every claim.
     lock_timeout_ms: int = 5_000
     statement_timeout_ms: int = 30_000
     idle_in_transaction_timeout_ms: int = 60_000

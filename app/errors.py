@@ -70,12 +70,6 @@ class Conflict(AppError):
     message = "Conflict"
 
 
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-    message = "The request body is too large"
-
-
 class UnsupportedMediaType(AppError):
     status_code = 415
     code = "unsupported_media_type"

@@ -1,7 +1,7 @@
 """Waiting for a freshly started service process to answer `GET /healthz`.
 
-Shared by the reliability tests' server (tests/support/server.py), the rehearsal and the bench:
-each starts gunicorn itself and must tell "ready" from "died at start-up" from "too slow".
+Used by the service launcher (devtools/service.py) that the tests, the rehearsal and the bench
+start gunicorn with: it must tell "ready" from "died at start-up" from "too slow".
 """
 
 from __future__ import annotations

@@ -6,14 +6,15 @@
 
 For each incident it builds a scratch world and walks the runbook in it:
 
-  1. starts the mock CRM and the SMTP sink (devtools/mock-integrations/) and the mock OIDC
-     provider on free local ports;
+  1. starts the mock CRM and the SMTP sink (devtools/mocks/) and the mock OIDC provider on free
+     local ports;
   2. creates a scratch database on the configured PostgreSQL server (the same rule as the test
-     suite: TEST_DATABASE_URL, DATABASE_URL, else the embedded server; see devtools/dbserver.py),
+     suite: TEST_DATABASE_URL, DATABASE_URL, else the embedded server; see devtools/dbtools.py),
      migrates it with `flask --app wsgi db upgrade`, loads the incident scenario (rewritten to point
      at the mock CRM) with `flask --app wsgi scenario load`, creates an API key with
-     `flask --app wsgi api-keys create`, starts the service (gunicorn) and signs the on-call user in
-     through the real OIDC flow to get a `session` cookie;
+     `flask --app wsgi api-keys create`, starts the service (gunicorn with gunicorn.conf.py, through
+     devtools/service.py) and signs the on-call user in through the real OIDC flow to get a
+     `session` cookie;
   3. runs every command of the runbook (fenced ```sql / ```bash blocks of runbooks/*.md), with its
      placeholders filled in (`<incident-start-utc>`, `<your-session-cookie>`, `<key>`, ...) and the
      production URL replaced by the local service; SQL goes to the scratch database as written, curl
@@ -45,14 +46,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
-from devtools.rehearsal.common import (  # noqa: E402
-    OIDC_CLIENT_ID,
-    OIDC_CLIENT_SECRET,
-    SCENARIOS_DIR,
-    RehearsalError,
-    mock_crm,
-    smtp_sink,
-)
+from devtools.mocks.crm import MockCrm  # noqa: E402
+from devtools.mocks.smtp import SmtpSink  # noqa: E402
+from devtools.rehearsal.common import OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, SCENARIOS_DIR, RehearsalError  # noqa: E402
 from devtools.rehearsal.incidents import build_incidents  # noqa: E402
 from devtools.rehearsal.report import Report  # noqa: E402
 from devtools.rehearsal.runbook import Command, parse_runbook, runbook_paths  # noqa: E402
@@ -73,14 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases and logs")
     args = parser.parse_args(argv)
 
-    if args.database_url:
-        from app.config import normalize_database_url
+    from app.config import normalize_database_url
+    from devtools.dbtools import server_url
 
-        args.server_url = normalize_database_url(args.database_url)
-    else:
-        from devtools.dbserver import server_url
-
-        args.server_url = server_url()
+    args.server_url = normalize_database_url(args.database_url) if args.database_url else server_url()
 
     report = Report()
     paths = runbook_paths(args.runbook)
@@ -97,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     names = ["regression", "outage"] if args.incident == "all" else [args.incident]
     workdir = Path(tempfile.mkdtemp(prefix="onramp-rehearsal-"))
-    crm = mock_crm.MockCrm(secrets=_all_secrets()).start()
-    sink = smtp_sink.SmtpSink(directory=workdir / "smtp-sink").start()
+    crm = MockCrm(secrets=_all_secrets()).start()
+    sink = SmtpSink(directory=workdir / "smtp-sink").start()
     oidc = MockOIDCProvider(client_id=OIDC_CLIENT_ID, client_secret=OIDC_CLIENT_SECRET).start()
     print(f"mock CRM {crm.url}, SMTP sink {sink.url}, OIDC {oidc.issuer}, work dir {workdir}", flush=True)
     started = time.monotonic()
@@ -113,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             except RehearsalError as exc:
                 report.check("rehearsal step", "completes", str(exc)[:300], False)
                 if rehearsal.service is not None:
-                    print(rehearsal.service.log_tail(), file=sys.stderr)
+                    print(rehearsal.service.log_tail(40), file=sys.stderr)
             finally:
                 rehearsal.teardown()
     finally:

@@ -6,7 +6,7 @@ Where the database comes from, first match wins:
   neither            the embedded PostgreSQL under instance/ (a fresh machine).
 TEST_DB_NAME (default `onramp_test`) lets parallel runs keep out of each other's way.
 
-Each test starts from empty tables (TRUNCATE after every test) rather than a rolled-back
+Each test starts from empty tables (emptied after every test) rather than a rolled-back
 transaction, because the concurrency tests need real commits seen by other connections.
 """
 
@@ -16,35 +16,20 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.config import Config
 from app.db import make_engine, make_session_factory
-from app.models import Base
-
-
-def _server_url() -> str:
-    # One rule for tests and devtools/rehearse.py (see devtools/dbserver.py).
-    from devtools.dbserver import server_url
-
-    return server_url()
-
-
-def _recreate_database(server_url: str, name: str) -> str:
-    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+from devtools.dbtools import recreate_database, server_url
+from devtools.mocks.crm import MockCrm
+from tests.support.tables import empty_tables
 
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
+    # One server rule for the tests, the rehearsal and the bench (devtools/dbtools.py).
     name = os.environ.get("TEST_DB_NAME", "onramp_test")
-    url = _recreate_database(_server_url(), name)
+    url = recreate_database(server_url(), name)
     from app.migrate import upgrade
 
     upgrade(url)
@@ -94,23 +79,13 @@ def client(app):
 
 @pytest.fixture(autouse=True)
 def _clean_tables(request):
-    # Only tests that touch the database pay for the TRUNCATE.
+    # Only tests that touch the database pay for emptying it.
     uses_db = {"database_url", "app"} & set(request.fixturenames)
     engine = request.getfixturevalue("engine") if uses_db else None
     yield
     if engine is None:
         return
-    tables = [t.name for t in Base.metadata.sorted_tables]
-    with engine.begin() as conn:
-        # The job engine's queue too, when its migration is applied (a test may have downgraded).
-        tables += conn.execute(text(_PROCRASTINATE_TABLES)).scalars().all()
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-
-
-_PROCRASTINATE_TABLES = (
-    "SELECT quote_ident(relname) FROM pg_class WHERE relkind = 'r'"
-    " AND relnamespace = current_schema()::regnamespace AND starts_with(relname, 'procrastinate_')"
-)
+    empty_tables(engine)
 
 
 @pytest.fixture
@@ -130,12 +105,10 @@ def make_engine_for(config):
 
 @pytest.fixture
 def webhook_receiver():
-    """A local HTTP server (tests/support/receiver.py) recording every request; 200 by default."""
-    from tests.support.receiver import Receiver
-
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
+    """The mock CRM (devtools/mocks/crm.py) on a free port: records every request the service
+    sends (webhooks and record fetches); answers can be scripted with `respond(...)`."""
+    with MockCrm() as crm:
+        yield crm
 
 
 @pytest.fixture

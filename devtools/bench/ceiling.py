@@ -38,6 +38,8 @@ import common
 import psycopg2
 from psycopg2.extras import Json
 
+from devtools.dbtools import libpq_url, redacted
+
 # Config-category rows are skipped by the endpoint and rows with a linked project would violate
 # the one-project-per-execution index, so the raw claim leaves both out too.
 CLAIM_SQL = """
@@ -274,7 +276,7 @@ def run_level(url: str, window: dict, clients: int, *, deadline_s: float = 120.0
     """Drain the window with `clients` processes; the caller resets the data before."""
     ctx = mp.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
-    dsn = common.libpq_dsn(url)
+    dsn = libpq_url(url)
     procs = [
         ctx.Process(target=_client, args=(dsn, window, start, out, deadline_s, claim_mode)) for _ in range(clients)
     ]
@@ -293,7 +295,7 @@ def run_level(url: str, window: dict, clients: int, *, deadline_s: float = 120.0
         "errors": sum(r["errors"] for r in results),
         "wall_s": round(wall, 3),
         "tps": round(len(latencies) / wall, 1) if wall > 0 else None,
-        "latency_ms": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in common.summarize(latencies).items()},
+        "latency_ms": common.rounded(common.summarize(latencies)),
     }
 
 
@@ -351,12 +353,11 @@ def main(argv=None) -> int:
     p.add_argument("--json-out", type=Path, help="also write the result as JSON here")
     args = p.parse_args(argv)
     url = common.resolve_database_url(args.database_url)
-    meta = common.read_meta(url)
-    if not common.is_generated(meta):
-        print(f"error: {common.redacted(url)} holds no complete bench data; run generate.py first", file=sys.stderr)
+    meta = common.generated_meta(url)
+    if meta is None:
         return 2
     levels = [int(c) for c in args.clients.split(",") if c.strip()]
-    print(f"raw-SQL ceiling on {common.redacted(url)}, {args.window} window, {args.claim} claim")
+    print(f"raw-SQL ceiling on {redacted(url)}, {args.window} window, {args.claim} claim")
     result = measure(url, meta, levels, args.repeat, args.window, claim_mode=args.claim)
     if args.json_out:
         common.write_json(args.json_out, {"ceiling": result})

@@ -1,5 +1,5 @@
-"""Shared plumbing of the benchmark scripts: where the bench database lives, its metadata, and
-the reset that lets every measure drain the same rows.
+"""Shared plumbing of the benchmark scripts: where the bench database lives, its metadata, the
+reset that lets every measure drain the same rows, and the statistics every measure reports.
 
 The scripts are run by path (`.venv/bin/python devtools/bench/run.py`), so importing this module
 also puts the repository root on sys.path for `import app`.
@@ -8,7 +8,6 @@ also puts the repository root on sys.path for `import app`.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 from collections.abc import Iterator
@@ -20,9 +19,9 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import psycopg2  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.config import normalize_database_url  # noqa: E402
+from devtools.dbtools import database_url, libpq_url, redacted, server_url  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -31,42 +30,17 @@ DEFAULT_DB_NAME = "onramp_bench"
 DATA_VERSION = 2
 
 
-def server_url() -> str:
-    """The server to put the bench database on: DATABASE_URL's server, else the embedded one
-    (same precedence as tests/conftest.py, without the test-only variable)."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return normalize_database_url(url)
-    from app.config import REPO_ROOT as APP_ROOT
-    from app.embedded_db import ensure_server
-
-    return ensure_server(APP_ROOT / "instance").url("postgres")
-
-
 def resolve_database_url(explicit: str | None, db_name: str = DEFAULT_DB_NAME) -> str:
-    """SQLAlchemy URL (psycopg2 driver) of the bench database."""
+    """SQLAlchemy URL (psycopg2 driver) of the bench database: `explicit`, else `db_name` on
+    DATABASE_URL's server or the embedded one (the tests' rule without their own variable)."""
     if explicit:
         return normalize_database_url(explicit)
-    return make_url(server_url()).set(database=db_name).render_as_string(hide_password=False)
-
-
-def libpq_dsn(url: str) -> str:
-    """The same URL for psycopg2.connect / psql / pgbench (no "+driver" suffix)."""
-    scheme, sep, rest = url.partition("://")
-    return scheme.split("+", 1)[0] + sep + rest
-
-
-def database_name(url: str) -> str:
-    return make_url(url).database
-
-
-def redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    return database_url(server_url(("DATABASE_URL",)), db_name)
 
 
 @contextmanager
 def connect(url: str, *, autocommit: bool = False, dbname: str | None = None) -> Iterator:
-    dsn = libpq_dsn(make_url(url).set(database=dbname).render_as_string(hide_password=False) if dbname else url)
+    dsn = libpq_url(database_url(url, dbname) if dbname else url)
     conn = psycopg2.connect(dsn, application_name="onramp-bench", options="-c timezone=UTC -c statement_timeout=0")
     conn.autocommit = autocommit
     try:
@@ -100,6 +74,16 @@ def is_generated(meta: dict | None, params: dict | None = None) -> bool:
     if not meta or meta.get("status") != "complete" or meta.get("data_version") != DATA_VERSION:
         return False
     return params is None or meta.get("params") == params
+
+
+def generated_meta(url: str) -> dict | None:
+    """The generation record of a complete bench database; None (after saying why on stderr)
+    when there is none, for the scripts that measure an existing database."""
+    meta = read_meta(url)
+    if is_generated(meta):
+        return meta
+    print(f"error: {redacted(url)} holds no complete bench data; run generate.py first", file=sys.stderr)
+    return None
 
 
 # --------------------------------------------------------------------------- reset
@@ -179,6 +163,10 @@ def summarize(values: list[float]) -> dict:
         "min": min(values) if values else None,
         "max": max(values) if values else None,
     }
+
+
+def rounded(summary: dict) -> dict:
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in summary.items()}
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -26,9 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-import generate
 import psutil
+from api_key import create_bench_api_key
 from sqlalchemy import event
+
+from devtools.dbtools import database_name
 
 ENDPOINT = "/api/ramps/executions/retry-batch"
 
@@ -52,12 +54,11 @@ def main(argv=None) -> int:
     p.add_argument("--cprofile", action="store_true")
     args = p.parse_args(argv)
     url = common.resolve_database_url(args.database_url)
-    meta = common.read_meta(url)
-    if not common.is_generated(meta):
-        print(f"error: {common.redacted(url)} holds no complete bench data; run generate.py first", file=sys.stderr)
+    meta = common.generated_meta(url)
+    if meta is None:
         return 2
     common.reset(url, meta)
-    key, secret = generate.create_bench_api_key(url)
+    key, secret = create_bench_api_key(url)
 
     from app import create_app
     from app.config import Config
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     client.post(ENDPOINT, json=body, headers=headers)  # warm-up: pool, prepared statements, API-key cache
     per_statement.clear()
 
-    database = common.database_name(url)
+    database = database_name(url)
     me = psutil.Process()
     cpu0, pg0, t0 = sum(me.cpu_times()[:2]), backend_cpu_seconds(database), time.perf_counter()
     profiler = cProfile.Profile() if args.cprofile else None

@@ -1,15 +1,13 @@
-"""Paths, fixed names and the mock modules shared by the rehearsal's parts."""
+"""Paths and fixed names shared by the rehearsal's parts."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
 
 from app.config import REPO_ROOT
 
-MOCKS_DIR = REPO_ROOT / "devtools" / "mock-integrations"
 SCENARIOS_DIR = REPO_ROOT / "devtools" / "scenarios"
 RUNBOOKS_DIR = REPO_ROOT / "runbooks"
 VENV_BIN = Path(sys.executable).parent
@@ -28,21 +26,8 @@ LONG_RUNNING = (
     re.compile(r"^make\s+(run|db-start)\b"),
     re.compile(r"(^|\s)gunicorn\s"),
     re.compile(r"flask\s+(--app\s+\S+\s+)?run\b"),
-    re.compile(r"mock_crm\.py|smtp_sink\.py|-m\s+devtools\.mock_oidc"),
+    re.compile(r"-m\s+devtools\.(mocks\.(crm|smtp)|mock_oidc)\b"),
 )
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mock_crm = _load("mock_crm", MOCKS_DIR / "mock_crm.py")
-smtp_sink = _load("smtp_sink", MOCKS_DIR / "smtp_sink.py")
-fire_triggers = _load("fire_triggers", MOCKS_DIR / "fire_triggers.py")
 
 
 class RehearsalError(RuntimeError):

@@ -16,7 +16,7 @@ class Check:
     ok: bool
 
 
-def _fmt(value: Any, width: int = 70) -> str:
+def fmt(value: Any, width: int = 70) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -29,11 +29,11 @@ class Report:
     def check(self, step: str, expected: Any, actual: Any, ok: bool | None = None) -> bool:
         if ok is None:
             ok = expected == actual
-        item = Check(self.incident, step, _fmt(expected), _fmt(actual), bool(ok))
+        item = Check(self.incident, step, fmt(expected), fmt(actual), bool(ok))
         self.checks.append(item)
         mark = "ok  " if ok else "FAIL"
         width = 70 if ok else 400
-        print(f"  [{mark}] {step}: expected {_fmt(expected, width)}; got {_fmt(actual, width)}", flush=True)
+        print(f"  [{mark}] {step}: expected {fmt(expected, width)}; got {fmt(actual, width)}", flush=True)
         return bool(ok)
 
     def note(self, text: str) -> None:

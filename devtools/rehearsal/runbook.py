@@ -158,6 +158,16 @@ def _normalise(name: str) -> str:
     return name[5:] if name.startswith("your-") else name
 
 
+def fill_named(text: str, values: dict[str, str]) -> str:
+    """Fill the placeholders whose exact name is in `values` (e.g. `<file>` of a CLI verb); leave
+    the others as they are."""
+
+    def replace(match: re.Match) -> str:
+        return values.get(_normalise(match.group(1)), match.group(0))
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
 class Placeholders:
     def __init__(self, values: dict[str, str], text_changes: dict[str, str] | None = None):
         self.values = values

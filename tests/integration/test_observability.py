@@ -4,53 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 
-import pytest
 import sentry_sdk
-from sentry_sdk.transport import Transport
 
 from app import create_app, observability
 from app.retries import telemetry
+from tests.support.sentry import CollectingTransport
 
-DSN = "http://public@127.0.0.1/1"
 SECRET_VALUES = ("k-live-123", "plain-secret-xyz", "sha256=deadbeef", "cookie-value-777")
-
-
-class CollectingTransport(Transport):
-    """Keeps envelopes in memory instead of sending them."""
-
-    def __init__(self, options=None):
-        super().__init__(options)
-        self.envelopes = []
-
-    def capture_envelope(self, envelope):
-        self.envelopes.append(envelope)
-
-    @property
-    def events(self) -> list[dict]:
-        return [e.get_event() for e in self.envelopes if e.get_event() is not None]
-
-    def raw(self) -> str:
-        return "\n".join(e.serialize().decode("utf-8", "replace") for e in self.envelopes)
-
-
-@pytest.fixture
-def reset_sentry():
-    yield
-    sentry_sdk.init()  # back to a client that sends nothing, for the rest of the suite
-
-
-@pytest.fixture
-def sentry_config(config):
-    return replace(config, sentry_dsn=DSN, release="onramp@1.2.3", environment="staging")
-
-
-@pytest.fixture
-def transport(sentry_config, reset_sentry):
-    collector = CollectingTransport()
-    assert observability.init_sentry(sentry_config, transport=collector)
-    return collector
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -94,7 +55,7 @@ def test_dsn_turns_on_flask_and_sqlalchemy_with_release_and_environment(sentry_c
 # --------------------------------------------------------------------------- replay failures
 
 
-def test_failed_replay_is_captured_with_tags_and_actor(transport):
+def test_failed_replay_is_captured_with_tags_and_actor(sentry_events):
     try:
         raise UnboundLocalError("cannot access local variable 'new_task'")
     except UnboundLocalError as exc:
@@ -110,7 +71,7 @@ def test_failed_replay_is_captured_with_tags_and_actor(transport):
             actor="ops@example.com",
         )
     sentry_sdk.flush()
-    (event,) = transport.events
+    (event,) = sentry_events.events
     assert event["tags"]["batch_id"] == "6f1c0000-0000-4000-8000-000000000001"
     assert event["tags"]["execution_uuid"] == "6f1c0000-0000-4000-8000-000000000002"
     assert event["tags"]["vendor_id"] == "7"
@@ -124,17 +85,17 @@ def test_failed_replay_is_captured_with_tags_and_actor(transport):
     assert "new_task" in exc_value["value"]
 
 
-def test_tags_of_one_replay_do_not_leak_into_the_next_event(transport):
+def test_tags_of_one_replay_do_not_leak_into_the_next_event(sentry_events):
     telemetry.capture_replay_failure(RuntimeError("first"), tags={"batch_id": "b-1"}, actor="a@example.com")
     sentry_sdk.capture_message("unrelated")
     sentry_sdk.flush()
-    first, second = transport.events
+    first, second = sentry_events.events
     assert first["tags"]["batch_id"] == "b-1"
     assert "batch_id" not in second.get("tags", {})
     assert "user" not in second or not second["user"].get("username")
 
 
-def test_payloads_and_secrets_in_extra_and_breadcrumbs_are_scrubbed(transport):
+def test_payloads_and_secrets_in_extra_and_breadcrumbs_are_scrubbed(sentry_events):
     payload = {"company": {"id": "c-1", "name": "Globex Payload Corp"}, "owner": {"email": "owner@globex.test"}}
     with sentry_sdk.new_scope() as scope:
         scope.set_extra("trigger_payload", payload)
@@ -148,8 +109,8 @@ def test_payloads_and_secrets_in_extra_and_breadcrumbs_are_scrubbed(transport):
         )
         telemetry.capture_replay_failure(RuntimeError("boom"), tags={"batch_id": "b-2"}, actor=None)
     sentry_sdk.flush()
-    (event,) = transport.events
-    raw = transport.raw()
+    (event,) = sentry_events.events
+    raw = sentry_events.raw()
     assert "Globex Payload Corp" not in raw
     assert "owner@globex.test" not in raw
     assert "plain-secret-xyz" not in raw
@@ -284,12 +245,14 @@ def test_lines_outside_a_request_still_carry_the_key(capsys):
 # --------------------------------------------------------------------------- end to end
 
 
-def test_a_failing_replay_through_the_endpoint_reaches_sentry_scrubbed(app, transport, load, webhook_receiver, engine):
+def test_a_failing_replay_through_the_endpoint_reaches_sentry_scrubbed(
+    app, sentry_events, load, webhook_receiver, engine
+):
     from sqlalchemy import text
 
     from tests.support.scenarios import execution, payload, scenario
 
-    webhook_receiver.fail_with(503)  # the CRM is still down: fetch_crm_record fails again
+    webhook_receiver.respond(503)  # the CRM is still down: fetch_crm_record fails again
     data = scenario(
         webhook_receiver.url, ramp_steps=["fetch_crm_record", "find_or_create_account", "create_project", "notify"]
     )
@@ -320,7 +283,7 @@ def test_a_failing_replay_through_the_endpoint_reaches_sentry_scrubbed(app, tran
     assert body["summary"]["error"] == 1
     sentry_sdk.flush()
 
-    replay_events = [e for e in transport.events if e.get("tags", {}).get("batch_id") == body["batch_id"]]
+    replay_events = [e for e in sentry_events.events if e.get("tags", {}).get("batch_id") == body["batch_id"]]
     assert len(replay_events) == 1
     event = replay_events[0]
     assert event["tags"]["execution_uuid"] == row["uuid"]
@@ -334,6 +297,6 @@ def test_a_failing_replay_through_the_endpoint_reaches_sentry_scrubbed(app, tran
         ).scalar()
     # The operator who ran the batch (as recorded in its audit row) is the Sentry user.
     assert actor and actor in event["user"]["username"]
-    raw = transport.raw()
+    raw = sentry_events.raw()
     for secret in ("k-live-123", "plain-secret-xyz", "Globex Payload Corp", "owner@globex.test", "s3cr3t"):
         assert secret not in raw

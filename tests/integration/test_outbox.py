@@ -17,8 +17,8 @@ from app.models import ExecutionLog, Notification
 from app.notifications.delivery import RetryPolicy, deliver, dispatch_pending
 from app.notifications.outbox import enqueue
 from app.signing import verify
+from devtools.mocks.smtp import SmtpSink
 from tests.support import scenarios as sc
-from tests.support.smtp import SmtpSink
 
 PAYLOAD = {
     "event": "PROJECT_CREATED",
@@ -141,7 +141,7 @@ def test_failed_delivery_backs_off_then_dispatch_delivers(
 ):
     load(sc.scenario(webhook_receiver.url))
     ids = _enqueue(session_factory, f"{webhook_receiver.url}/webhooks")
-    webhook_receiver.fail_with(503)
+    webhook_receiver.respond(503)
 
     with caplog.at_level(logging.DEBUG):
         report = deliver(session_factory, ids, config=config)
@@ -217,10 +217,11 @@ def test_email_is_sent_over_smtp(load, session_factory, config):
     with SmtpSink() as sink:
         smtp_config = dataclasses.replace(config, smtp_url=sink.url, email_from="onramp@example.com")
         report = deliver(session_factory, ids, config=smtp_config)
-        messages = sink.messages
+        mails = sink.messages
 
     assert report.delivered == 1
-    [message] = messages
+    [mail] = mails
+    message = mail.message
     assert message["Subject"] == "Project created: Globex"
     assert (message["To"], message["From"]) == ("owner@example.com", "onramp@example.com")
     assert "deal-42" in message.get_content()
@@ -247,7 +248,7 @@ def test_cli_dispatch_delivers_pending_rows(app, load, session_factory, webhook_
     assert "delivered: 2" in result.stdout
     assert len(webhook_receiver.requests) == 2
 
-    webhook_receiver.fail_with(500)
+    webhook_receiver.respond(500)
     result = runner.invoke(args=["notifications", "dispatch"])
     assert result.exit_code == 1
     assert "failed: 1" in result.stdout

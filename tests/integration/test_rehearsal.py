@@ -17,12 +17,14 @@ import pytest
 
 from app.config import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # a real service, the mocks and scratch databases per incident
+
 REHEARSE = REPO_ROOT / "devtools" / "rehearse.py"
 RUNBOOK = REPO_ROOT / "runbooks" / "retry-batch.md"
 
 
 def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    from devtools.dbserver import server_url
+    from devtools.dbtools import server_url
 
     db_prefix = os.environ.get("TEST_DB_NAME", "onramp_test") + "_rehearsal"
     env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}

@@ -7,38 +7,17 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 
 from app.retries.batch import retry_batch
 from app.retries.schemas import RetryBatchRequestSchema
+from tests.support.invariants import LOCKERS_SQL, assert_no_half_replays
 from tests.support.retry_scenarios import ADMIN_ACTOR, backlog, window
 
+pytestmark = pytest.mark.slow  # kills the database backend of a running replay
+
 STEPS = ["fetch_crm_record", "find_or_create_account", "create_project"]
-# Only this test database's backends: other test runs may share the server.
-LOCKERS_SQL = """SELECT DISTINCT l.pid FROM pg_locks l
-WHERE l.relation = 'or_ramp_executions'::regclass AND l.mode = 'RowShareLock' AND l.granted
-  AND l.pid <> pg_backend_pid()
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
-
-
-def _invariants(engine) -> None:
-    with engine.connect() as conn:
-        orphans = conn.execute(
-            text(
-                "SELECT count(*) FROM or_projects p JOIN or_ramp_executions e ON e.id = p.execution_id"
-                " WHERE e.status_code <> 'SUCCESS'"
-            )
-        ).scalar_one()
-        unlinked = conn.execute(text("SELECT count(*) FROM or_projects WHERE execution_id IS NULL")).scalar_one()
-        no_history = conn.execute(
-            text(
-                "SELECT count(*) FROM or_ramp_executions e WHERE e.status_code = 'SUCCESS' AND NOT EXISTS ("
-                " SELECT 1 FROM or_workflow_history h WHERE h.execution_id = e.id"
-                " AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED')"
-            )
-        ).scalar_one()
-        locks = conn.execute(text(LOCKERS_SQL)).all()
-    assert (orphans, unlinked, no_history, locks) == (0, 0, 0, [])
 
 
 def test_killed_replay_backend_leaves_no_half_work_and_next_call_continues(
@@ -74,14 +53,14 @@ def test_killed_replay_backend_leaves_no_half_work_and_next_call_continues(
     assert not worker.is_alive(), "retry_batch did not finish after its backend was killed"
     assert killed, ("never saw the replay holding a row lock", outcome, webhook_receiver.requests)
 
-    _invariants(engine)
+    assert_no_half_replays(engine)
 
     # The next call (allowing a second attempt for the row whose replay was cut off) finishes the job.
     webhook_receiver.respond(200, {"id": "crm-1"})
     again = RetryBatchRequestSchema().load(window(dry_run=False, suppress_notifications=True, max_attempts=3))
     result = retry_batch(replay_factory, again, ADMIN_ACTOR, config=config)
     assert result.summary.remaining == 0
-    _invariants(engine)
+    assert_no_half_replays(engine)
     with engine.connect() as conn:
         statuses = conn.execute(text("SELECT status_code, count(*) FROM or_ramp_executions GROUP BY 1")).all()
         projects = conn.execute(text("SELECT count(*) FROM or_projects")).scalar_one()

@@ -24,6 +24,8 @@ from app.scenarios import load_scenario
 from app.signing import SIGNATURE_HEADER, sign
 from tests.support.retry_scenarios import SIGNING_SECRET, api_key_headers, backlog, post, window
 
+pytestmark = pytest.mark.slow  # a private PostgreSQL cluster, stopped and restarted
+
 ROWS = 30  # more than one call's 25, so the backlog takes two calls
 
 

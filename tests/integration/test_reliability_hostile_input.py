@@ -306,6 +306,7 @@ _edge_bodies = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow  # 300 hypothesis examples
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.dictionaries(_retry_keys, _retry_values, max_size=6) | _edge_bodies | _json)
 def test_retry_schema_load_either_returns_or_raises_validation_error(document):
@@ -316,6 +317,7 @@ def test_retry_schema_load_either_returns_or_raises_validation_error(document):
     assert isinstance(result, RetryRequest)
 
 
+@pytest.mark.slow  # 300 hypothesis examples
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.dictionaries(st.sampled_from(["trigger_key", "data"]) | _text(8), _json, max_size=4) | _json)
 def test_trigger_schema_load_either_returns_or_raises_validation_error(document):
@@ -350,6 +352,7 @@ _retry_documents |= st.dictionaries(
 _retry_documents |= _edge_bodies
 
 
+@pytest.mark.slow  # hypothesis examples through the endpoint
 def test_retry_endpoint_never_answers_500_on_arbitrary_json(client, admin, engine):
     statuses: set[int] = set()
 
@@ -390,6 +393,7 @@ _trigger_documents = (
 )
 
 
+@pytest.mark.slow  # hypothesis examples through the endpoint
 def test_trigger_endpoint_never_answers_500_on_arbitrary_signed_json(client, trigger_ramp_uuid, engine):
     statuses: set[int] = set()
 

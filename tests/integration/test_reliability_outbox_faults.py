@@ -22,7 +22,7 @@ def test_replays_succeed_while_crm_is_down_and_dispatch_delivers_once_later(
 ):
     load(backlog(3, base_url=webhook_receiver.url))
     admin = api_key_headers(session_factory)
-    webhook_receiver.fail_with(503)
+    webhook_receiver.respond(503)
 
     response = post(client, admin, window(dry_run=False))
 
@@ -38,7 +38,7 @@ def test_replays_succeed_while_crm_is_down_and_dispatch_delivers_once_later(
     assert len(webhook_receiver.requests_to("/webhooks")) == 3  # each tried once, right after commit
 
     webhook_receiver.respond(200)
-    webhook_receiver.clear()
+    webhook_receiver.reset()
     runner = app.test_cli_runner()
     # The rows are backed off: a plain dispatch right away leaves them alone ...
     waiting = runner.invoke(args=["notifications", "dispatch"])

@@ -1,5 +1,5 @@
-"""Process-level reliability of the retry endpoint: the real service (gunicorn, tests/support/server.py)
-on the test database, called over HTTP.
+"""Process-level reliability of the retry endpoint: the real service (gunicorn, devtools/service.py,
+through the `service_process` fixture) on the test database, called over HTTP.
 
 - SIGKILL of the serving process group mid-batch: the caller sees a dropped connection, nothing
   half-replayed survives, PostgreSQL drops the dead process's row lock by itself, the audit row
@@ -12,18 +12,19 @@ on the test database, called over HTTP.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 from collections import Counter
 
+import pytest
 import requests
 from sqlalchemy import text
 
-from app.signing import SIGNATURE_HEADER, sign
-from tests.integration.test_reliability_crash_recovery import LOCKERS_SQL, _invariants
+from devtools.mocks import triggers
+from tests.support.invariants import LOCKERS_SQL, assert_no_half_replays
 from tests.support.retry_scenarios import SIGNING_SECRET, URL, api_key_headers, backlog, window
-from tests.support.server import running_service
+
+pytestmark = pytest.mark.slow  # real service processes, started, killed and restarted
 
 REPLAYED = "WORKFLOW_HISTORY_ACTION_REPLAYED"
 TRIGGERED = "WORKFLOW_HISTORY_ACTION_TRIGGERED"
@@ -85,7 +86,7 @@ CRM_DELAY = 0.8  # each replay holds its row lock at least this long, waiting on
 
 
 def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once(
-    database_url, load, engine, session_factory, webhook_receiver, tmp_path
+    load, engine, session_factory, webhook_receiver, service_process
 ):
     data = backlog(
         KILL_ROWS,
@@ -99,7 +100,7 @@ def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once
     webhook_receiver.respond(200, {"id": "crm-1"}, delay=CRM_DELAY)
     deadline = time.monotonic() + 40
 
-    with running_service(database_url, tmp_path / "first") as first:
+    with service_process("first") as first:
         outcome: dict = {}
 
         def call():
@@ -125,7 +126,7 @@ def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once
                 break
             time.sleep(0.01)
         caller.join(timeout=10)
-        assert in_flight is not None, ("never caught a replay in flight", outcome, first.output())
+        assert in_flight is not None, ("never caught a replay in flight", outcome, first.log_tail())
         assert not caller.is_alive(), "the HTTP call did not end when its server died"
 
     assert exit_code == -9
@@ -134,7 +135,7 @@ def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once
 
     # PostgreSQL notices the dead client and rolls its transaction back: no lock left behind.
     assert _wait_for_no_lockers(engine, timeout=10) == []
-    _invariants(engine)
+    assert_no_half_replays(engine)
 
     # All or nothing per row: replayed rows are complete, the cut-off one is untouched.
     state = _per_execution(engine)
@@ -154,12 +155,12 @@ def test_sigkill_mid_batch_leaves_no_half_replay_and_a_new_process_finishes_once
 
     # A fresh process (same default max_attempts=1: the rolled-back attempt never counted) finishes.
     webhook_receiver.respond(200, {"id": "crm-1"})
-    with running_service(database_url, tmp_path / "second") as second:
+    with service_process("second") as second:
         summaries = _drain(second.url, headers, body, deadline=deadline)
     assert sum(s["success"] for s in summaries) == KILL_ROWS - len(finished)
     assert sum(s["error"] for s in summaries) == 0
 
-    _invariants(engine)
+    assert_no_half_replays(engine)
     state = _per_execution(engine)
     assert all(
         state[k] == {"status": "SUCCESS", "attempts": 1, "projects": 1, "replays": ["success"], "triggered": 0}
@@ -182,21 +183,12 @@ SCALE_ROWS = 150
 CALLERS = 8
 
 
-def _trigger(url: str, ramp_uuid: str, n: int) -> requests.Response:
-    raw = json.dumps(
-        {"trigger_key": f"live-{n}", "data": {"company": {"id": f"live-c-{n}", "name": f"Live {n}"}}}
-    ).encode()
-    return requests.post(
-        f"{url}/api/ramps/{ramp_uuid}/trigger",
-        data=raw,
-        timeout=30,
-        headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(SIGNING_SECRET, raw)},
-    )
+def _trigger(url: str, ramp_uuid: str, n: int) -> triggers.FireResult:
+    data = {"company": {"id": f"live-c-{n}", "name": f"Live {n}"}}
+    return triggers.fire(url, ramp_uuid, SIGNING_SECRET, f"live-{n}", data, timeout=30)
 
 
-def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
-    database_url, load, engine, session_factory, tmp_path
-):
+def test_two_processes_and_live_triggers_replay_every_row_exactly_once(load, engine, session_factory, service_process):
     # No network in the steps: the notify step's webhook for live triggers goes to a dead port
     # (stays pending); replays are suppressed. Triggered rows are created now, outside the window.
     data = backlog(SCALE_ROWS)
@@ -209,8 +201,8 @@ def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
 
     # Threads beyond the callers' four per process, so live triggers are not queued behind them.
     with (
-        running_service(database_url, tmp_path / "a", threads=CALLERS // 2 + 2) as a,
-        running_service(database_url, tmp_path / "b", threads=CALLERS // 2 + 2) as b,
+        service_process("a", threads=CALLERS // 2 + 2) as a,
+        service_process("b", threads=CALLERS // 2 + 2) as b,
     ):
         urls = [a.url, b.url]
         # Warm each process up (API-key check) with a dry run, so both start the race level.
@@ -222,7 +214,7 @@ def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
         drained = threading.Event()
         results: dict[int, list[dict]] = {}
         failures: list[BaseException] = []
-        triggers: list[tuple[str, requests.Response, bool]] = []  # (key, answer, answered mid-drain)
+        fired: list[tuple[str, triggers.FireResult, bool]] = []  # (key, answer, answered mid-drain)
 
         def caller(index: int) -> None:
             try:
@@ -239,7 +231,7 @@ def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
                     if time.monotonic() > deadline or n > 200 or (drained.is_set() and n > 10):
                         return
                     response = _trigger(urls[n % 2], ramp_uuid, n)
-                    triggers.append((f"live-{n}", response, not drained.is_set()))
+                    fired.append((f"live-{n}", response, not drained.is_set()))
             except BaseException as exc:
                 failures.append(exc)
 
@@ -253,7 +245,7 @@ def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
         streamer.join(timeout=max(0.0, deadline - time.monotonic()) + 5)
         assert not any(t.is_alive() for t in threads + [streamer]), "callers or triggers still running"
         assert not failures, failures
-        assert a.alive() and b.alive(), (a.output(), b.output())
+        assert a.alive() and b.alive(), (a.log_tail(), b.log_tail())
 
     calls = [s for i in range(CALLERS) for s in results[i]]
     success = sum(s["success"] for s in calls)
@@ -264,10 +256,9 @@ def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
     assert min(per_process) > 0, per_process
 
     # The live traffic really overlapped the drain (not all of it queued until the end).
-    assert sum(1 for _, _, mid_drain in triggers if mid_drain) >= 3, [(k, m) for k, _, m in triggers]
-    for key, response, _ in triggers:
-        assert response.status_code == 201, (key, response.status_code, response.text[:300])
-        assert response.json()["status"] == "SUCCESS", (key, response.json())
+    assert sum(1 for _, _, mid_drain in fired if mid_drain) >= 3, [(k, m) for k, _, m in fired]
+    for key, response, _ in fired:
+        assert (response.status, response.body["status"]) == (201, "SUCCESS"), (key, response.body)
 
     # (_invariants does not fit here: live executions are SUCCESS without a REPLAYED row.)
     assert _wait_for_no_lockers(engine, timeout=5) == []
@@ -275,7 +266,7 @@ def test_two_processes_and_live_triggers_replay_every_row_exactly_once(
         projects = conn.execute(text("SELECT count(*) FROM or_projects")).scalar_one()
     state = _per_execution(engine)
     assert projects == len(state)  # with one each below: no project unlinked or doubled
-    live_keys = {key for key, _, _ in triggers}
+    live_keys = {key for key, _, _ in fired}
     assert set(state) == backlog_keys | live_keys
     replayed_once = {"status": "SUCCESS", "attempts": 1, "projects": 1, "replays": ["success"], "triggered": 0}
     assert [k for k in backlog_keys if state[k] != replayed_once] == []

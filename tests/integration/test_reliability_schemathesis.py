@@ -34,6 +34,8 @@ from werkzeug.serving import make_server
 from app.signing import SIGNATURE_HEADER, sign
 from tests.support.retry_scenarios import SIGNING_SECRET, api_key_headers, backlog
 
+pytestmark = pytest.mark.slow  # generated requests (schemathesis + hypothesis)
+
 RETRY = "/api/ramps/executions/retry-batch"
 SUMMARY = "/api/ramps/executions/error-summary"
 DISMISS = "/api/ramps/executions/dismiss-batch"

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 import sentry_sdk
 from sqlalchemy import update
 
-from app import observability
 from app.auth.users import create_user
 from app.models.base import utcnow
 from app.models.identity import ROLE_ADMIN, UserSession
@@ -23,7 +21,6 @@ from tests.integration.auth_support import (
     session_cookie,
     sign_in,
 )
-from tests.integration.test_observability import DSN, CollectingTransport
 from tests.support.retry_scenarios import (
     SIGNING_SECRET,
     URL,
@@ -83,7 +80,7 @@ def test_trigger_with_bad_signature_leaks_no_secret(client, load, config, captur
 
 
 def test_failing_replay_leaks_no_secret(client, load, session_factory, config, webhook_receiver, captured):
-    webhook_receiver.fail_with(500)
+    webhook_receiver.respond(500)
     load(
         backlog(
             2,
@@ -107,15 +104,6 @@ def test_failing_replay_leaks_no_secret(client, load, session_factory, config, w
 
 COOKIE_ADMIN = "oncall@example.com"
 REPLAY_STEPS = ["fetch_crm_record", "find_or_create_account", "create_project", "notify"]
-
-
-@pytest.fixture
-def sentry_events(config):
-    """Sentry on, events kept in memory (as in test_observability.py); off again afterwards."""
-    collector = CollectingTransport()
-    assert observability.init_sentry(replace(config, sentry_dsn=DSN), transport=collector)
-    yield collector
-    sentry_sdk.init()
 
 
 def _signed_in_cookie(auth_app, session_factory) -> str:
@@ -196,7 +184,7 @@ def test_tampered_or_expired_cookie_is_401_without_echoing_it(auth_app, session_
 def test_session_cookie_stays_out_of_failing_replays_and_their_sentry_events(
     auth_app, session_factory, load, webhook_receiver, captured, sentry_events
 ):
-    webhook_receiver.fail_with(500)
+    webhook_receiver.respond(500)
     load(backlog(2, base_url=webhook_receiver.url, steps=REPLAY_STEPS))
     cookie = _signed_in_cookie(auth_app, session_factory)
     response = curl_post(auth_app, URL, cookie, json_body=window(dry_run=False))

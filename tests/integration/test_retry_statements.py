@@ -9,6 +9,7 @@ from sqlalchemy import event
 from app.retries.batch import SKIPPED_LIST_LIMIT, retry_batch
 from app.retries.schemas import RetryBatchRequestSchema
 from tests.support.retry_scenarios import ADMIN_ACTOR, backlog, iso
+from tests.support.tables import empty_tables
 
 
 @contextmanager
@@ -16,8 +17,8 @@ def counting(engine):
     statements: list[str] = []
 
     def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
-        # PREPARE runs once per pooled connection (app/prepared.py), whichever call happens to
-        # be first on it: a cost of the connection, not of the call.
+        # A PREPARE is sent once per pooled connection (app/prepared.py), so whether a call sends
+        # one depends on which connection it gets, not on the scope.
         if not statement.startswith("PREPARE "):
             statements.append(statement)
 
@@ -43,23 +44,12 @@ def _load_with_skips(load, n: int) -> None:
     load(data)
 
 
-def _truncate(engine):
-    from sqlalchemy import text
-
-    from app.models import Base
-
-    with engine.begin() as conn:
-        conn.execute(
-            text(f"TRUNCATE {', '.join(t.name for t in Base.metadata.sorted_tables)} RESTART IDENTITY CASCADE")
-        )
-
-
 def test_dry_run_statement_count_does_not_grow_with_the_scope(load, engine, session_factory, config):
     _load_with_skips(load, 100)
     small, small_result = _statements_for(engine, session_factory, config, {})
     assert small_result.summary.matched == 100
 
-    _truncate(engine)
+    empty_tables(engine)
     _load_with_skips(load, 3000)
     large, large_result = _statements_for(engine, session_factory, config, {})
     assert large_result.summary.matched == 3000
@@ -78,7 +68,7 @@ def test_executing_call_statement_count_does_not_grow_with_the_scope(load, engin
     small, small_result = _statements_for(engine, session_factory, config, body)
     assert small_result.summary.selected == 25
 
-    _truncate(engine)
+    empty_tables(engine)
     _load_with_skips(load, 1500)
     large, large_result = _statements_for(engine, session_factory, config, body)
     assert large_result.summary.selected == 25

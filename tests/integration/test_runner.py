@@ -153,7 +153,7 @@ def test_the_runner_uses_the_integration_its_caller_loaded(load, session_factory
 )
 def test_fetch_crm_record_classifies_http_failures(load, session_factory, webhook_receiver, status, error_type):
     item = _load_one(load, webhook_receiver.url, steps=FETCH_STEPS)
-    webhook_receiver.fail_with(status)
+    webhook_receiver.respond(status)
 
     result = _run(session_factory, item["uuid"])
 

@@ -215,7 +215,7 @@ def test_missing_company_id_is_accepted_with_a_config_error(client, ramp_uuid, s
 def test_webhook_receiver_down_still_accepts_and_keeps_the_notification_pending(
     client, ramp_uuid, session_factory, webhook_receiver
 ):
-    webhook_receiver.fail_with(503)
+    webhook_receiver.respond(503)
 
     response = _post(client, ramp_uuid)
 

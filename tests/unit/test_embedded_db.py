@@ -23,6 +23,8 @@ from sqlalchemy import create_engine, text
 from app import embedded_db as edb
 from app.embedded_db import common, permissions, state
 
+pytestmark = pytest.mark.slow  # starts, kills and restarts private PostgreSQL clusters
+
 REPO = Path(__file__).resolve().parents[2]
 
 

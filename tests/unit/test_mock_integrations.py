@@ -1,10 +1,11 @@
-"""The devtools mocks behave as their README promises (they are what rehearsals trust)."""
+"""The devtools mocks (devtools/mocks/) behave as their README promises: the rehearsal and the
+tests trust them."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import smtplib
+import subprocess
 import sys
 from email.message import EmailMessage
 
@@ -13,25 +14,13 @@ import requests
 
 from app.config import REPO_ROOT
 from app.signing import sign
-
-MOCKS = REPO_ROOT / "devtools" / "mock-integrations"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"devtools_mock_{name}", MOCKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mock_crm = _load("mock_crm")
-smtp_sink = _load("smtp_sink")
+from devtools.mocks.crm import MockCrm
+from devtools.mocks.smtp import SmtpSink
 
 
 @pytest.fixture
 def crm():
-    with mock_crm.MockCrm(secrets=["acme-signing-secret"]) as running:
+    with MockCrm(secrets=["acme-signing-secret"]) as running:
         yield running
 
 
@@ -72,7 +61,7 @@ def test_control_switches_failures_and_objects_are_served(crm):
 
 
 def test_smtp_sink_keeps_messages_as_json_files(tmp_path):
-    with smtp_sink.SmtpSink(directory=tmp_path) as sink:
+    with SmtpSink(directory=tmp_path) as sink:
         message = EmailMessage()
         message["From"] = "onramp@localhost"
         message["To"] = "owner@customer.example"
@@ -82,9 +71,38 @@ def test_smtp_sink_keeps_messages_as_json_files(tmp_path):
             client.login("user", "password")
             client.send_message(message)
         assert sink.count() == 1
+        [mail] = sink.messages
+        assert mail.message["Subject"] == "Your project was created"
     (saved,) = tmp_path.glob("*.json")
     stored = json.loads(saved.read_text())
     assert stored["rcpt_to"] == ["owner@customer.example"]
     assert stored["subject"] == "Your project was created"
     assert "\n.\nA line that starts with a dot." in stored["data"].replace("\r\n", "\n")
     assert "password" not in saved.read_text()
+
+
+def test_failure_mode_wins_over_scripted_answers_and_control_calls_are_not_traffic(crm):
+    crm.respond(200, {"id": "scripted"}, path="/objects/deal-1")
+    assert requests.get(crm.url + "/objects/deal-1", timeout=5).json() == {"id": "scripted"}
+    assert requests.get(crm.url + "/objects/deal-2", timeout=5).json()["id"] == "deal-2"  # the CRM's own
+    crm.set_mode("503")
+    assert requests.get(crm.url + "/objects/deal-1", timeout=5).status_code == 503
+    requests.get(crm.url + "/_received", timeout=5)
+    assert [(r.method, r.path) for r in crm.wait_for(3)] == [("GET", f"/objects/deal-{n}") for n in (1, 2, 1)]
+    crm.respond(201)  # for every path, forgetting the per-path answer
+    crm.set_mode("ok")
+    assert requests.get(crm.url + "/objects/deal-1", timeout=5).status_code == 201
+
+
+@pytest.mark.parametrize("module", ["crm", "smtp", "triggers"])
+def test_each_mock_runs_as_a_module_from_the_repo_root(module):
+    # The commands devtools/mock-integrations/README.md shows.
+    done = subprocess.run(
+        [sys.executable, "-m", f"devtools.mocks.{module}", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"python -m devtools.mocks.{module}" in done.stdout

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fire fresh CRM trigger webhooks at a running service, signed like the real CRM (stdlib only).
 
 Each call is `POST {url}/api/ramps/<ramp_uuid>/trigger` with body
@@ -8,19 +7,17 @@ Trigger keys are fresh every run (prefix + run stamp + counter) so nothing is de
 
 Examples:
   # ramp and secret taken from a scenario file (first active ramp with an integration)
-  python devtools/mock-integrations/fire_triggers.py --url http://127.0.0.1:8000 \
+  python -m devtools.mocks.triggers --url http://127.0.0.1:8000 \
       --scenario devtools/scenarios/crm-outage.json --count 5
   # explicit ramp and secret
-  python devtools/mock-integrations/fire_triggers.py --ramp-uuid <uuid> --secret s3cr3t
+  python -m devtools.mocks.triggers --ramp-uuid <uuid> --secret s3cr3t
   # a deliberately bad signature (the service must answer 401)
-  python devtools/mock-integrations/fire_triggers.py --scenario ... --bad-signature
+  python -m devtools.mocks.triggers --scenario ... --bad-signature
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import sys
 import time
@@ -29,11 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-SIGNATURE_HEADER = "X-Onramp-Signature"
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+from devtools.mocks.crm import SIGNATURE_HEADER, expected_signature
 
 
 @dataclass
@@ -58,7 +51,7 @@ def fire(
 ) -> FireResult:
     """Send one signed trigger; returns the HTTP status and the decoded JSON answer."""
     body = json.dumps({"trigger_key": trigger_key, "data": data}).encode()
-    signature = sign(secret + ("-wrong" if bad_signature else ""), body)
+    signature = expected_signature(secret + ("-wrong" if bad_signature else ""), body)
     request = urllib.request.Request(
         f"{base_url.rstrip('/')}/api/ramps/{ramp_uuid}/trigger",
         data=body,
@@ -117,7 +110,9 @@ def make_payload(n: int, stamp: str, company_name: str, owner_email: str | None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fire signed CRM trigger webhooks at a running service.")
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.mocks.triggers", description="Fire signed CRM trigger webhooks at a running service."
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="service base URL")
     parser.add_argument("--scenario", help="take ramp uuid and signing secret from this scenario file")
     parser.add_argument("--vendor-id", type=int, help="with --scenario: pick this vendor's ramp")
