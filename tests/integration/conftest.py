@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import signal
+from pathlib import Path
 
 import pytest
 import sentry_sdk
 
 from app import create_app, observability
+from app.embedded_db import ensure_database, ensure_server, get_running_server, stop_server
 from devtools.mock_oidc import MockOIDCProvider
 from devtools.service import ServiceProcess
 from tests.integration.auth_support import CLIENT_ID, CLIENT_SECRET, PUBLIC_BASE_URL, probe_blueprint
@@ -107,3 +111,22 @@ def service_process(database_url, tmp_path):
         return ServiceProcess(database_url, tmp_path / name / "service.log", env=env, **options)
 
     return make
+
+
+@pytest.fixture
+def private_pg(tmp_path_factory):
+    """A private PostgreSQL (own pgdata and port) that a test may stop and restart; always stopped
+    and deleted afterwards. (instance dir, server)"""
+    instance = Path(tmp_path_factory.mktemp("private-pg"))
+    try:
+        server = ensure_server(instance)
+        ensure_database(server, "onramp")
+        yield instance, server
+    finally:
+        try:
+            stop_server(instance)
+        finally:
+            leftover = get_running_server(instance)
+            if leftover is not None:  # pg_ctl stop failed: immediate shutdown of our postmaster
+                os.kill(leftover.pid, signal.SIGQUIT)
+            shutil.rmtree(instance, ignore_errors=True)

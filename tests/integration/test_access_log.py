@@ -9,7 +9,6 @@ import pytest
 import requests
 
 from tests.support.retry_scenarios import URL, window
-from tests.support.server import running_service
 
 KEY = "k-live-in-url-5f2c9a"
 SECRET = "url-secret-8d41e7b0c3"
@@ -27,9 +26,10 @@ def _lines(output: str) -> list[dict]:
         pytest.param("--access-logfile -", id="gunicorn-access-log-on"),
     ],
 )
-def test_credentials_in_the_query_string_never_reach_the_output(database_url, tmp_path, gunicorn_args):
+def test_credentials_in_the_query_string_never_reach_the_output(service_process, monkeypatch, gunicorn_args):
     query = f"?Authorization={KEY}&or-internal-api-auth-secret={SECRET}&since=2026-05-11"
-    with running_service(database_url, tmp_path, extra_env={"GUNICORN_CMD_ARGS": gunicorn_args}) as service:
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", gunicorn_args)
+    with service_process().start() as service:
         response = requests.post(service.url + URL + query, json=window(), headers={"X-Request-ID": "req-url-1"})
         assert response.status_code == 401
         assert requests.get(service.url + "/healthz" + query, timeout=5).status_code == 200

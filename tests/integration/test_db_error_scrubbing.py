@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import create_app, observability
 from app.models.identity import ROLE_ADMIN, User
-from tests.integration.test_observability import DSN, CollectingTransport
+from tests.support.sentry import DSN, CollectingTransport
 
 CUSTOMER_EMAIL = "jane.customer@globex-payload.test"
 
@@ -115,7 +115,7 @@ def test_cast_error_value_and_statement_line_stay_out_of_the_log_and_sentry(sess
 
 
 def test_an_unreachable_database_is_one_line_with_the_drivers_reason(config, capsys):
-    from tests.support.server import free_port
+    from devtools.service import free_port
 
     down = replace(config, database_url=f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere")
     application = create_app(down)

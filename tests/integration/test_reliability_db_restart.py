@@ -7,9 +7,6 @@ the server is down gets a clean JSON 503, and /healthz follows the database's st
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.config import Config
-from app.embedded_db import ensure_database, ensure_server, get_running_server, stop_server
+from app.embedded_db import ensure_server, get_running_server, stop_server
 from app.migrate import upgrade
 from app.scenarios import load_scenario
 from app.signing import SIGNATURE_HEADER, sign
@@ -27,24 +24,6 @@ from tests.support.retry_scenarios import SIGNING_SECRET, api_key_headers, backl
 pytestmark = pytest.mark.slow  # a private PostgreSQL cluster, stopped and restarted
 
 ROWS = 30  # more than one call's 25, so the backlog takes two calls
-
-
-@pytest.fixture
-def private_pg(tmp_path_factory):
-    """A private PostgreSQL (own pgdata and port), always stopped and deleted afterwards."""
-    instance = Path(tmp_path_factory.mktemp("private-pg"))
-    try:
-        server = ensure_server(instance)
-        ensure_database(server, "onramp")
-        yield instance, server
-    finally:
-        try:
-            stop_server(instance)
-        finally:
-            leftover = get_running_server(instance)
-            if leftover is not None:  # pg_ctl stop failed: immediate shutdown of our postmaster
-                os.kill(leftover.pid, signal.SIGQUIT)
-            shutil.rmtree(instance, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,14 +13,13 @@ from app.config import Config
 from app.embedded_db import ensure_server, get_running_server, stop_server
 from app.job_engine import defer_job
 from app.migrate import upgrade
-from tests.integration.test_reliability_db_restart import private_pg  # noqa: F401 - fixture
 from tests.support import worker_tasks
 from tests.support.worker import running_workers, wait_for
 from tests.support.worker_tasks import read_journal
 
 
 @pytest.fixture
-def private_db(private_pg, tmp_path):  # noqa: F811 - the imported fixture
+def private_db(private_pg, tmp_path):
     instance, server = private_pg
     url = server.url("onramp")
     upgrade(url)

@@ -15,7 +15,7 @@ import psutil
 import requests
 
 from app.config import REPO_ROOT
-from tests.support.server import free_port
+from devtools.service import free_port
 from tests.support.worker import LANES, wait_for, worker_env
 
 
