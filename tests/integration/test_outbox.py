@@ -319,7 +319,7 @@ def test_dispatch_picks_due_rows_and_failing_rows_move_behind(load, session_fact
 def test_backoff_doubles_up_to_the_cap_then_the_row_fails(load, session_factory, engine, config, webhook_receiver):
     load(sc.scenario(webhook_receiver.url))
     _enqueue(session_factory, f"{webhook_receiver.url}/webhooks")
-    webhook_receiver.fail_with(503)
+    webhook_receiver.respond(503)
     policy = RetryPolicy(max_attempts=5, first_delay=timedelta(seconds=100), max_delay=timedelta(seconds=400))
 
     waits = []

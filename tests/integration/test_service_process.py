@@ -21,10 +21,14 @@ def _gone(pid: int) -> bool:
 def test_serves_with_the_repo_config_and_stops_master_and_workers(service_process):
     with service_process("launcher", workers=2) as service:
         assert requests.get(service.url + "/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
+        assert requests.get(service.url + "/api/openapi.json", timeout=5).status_code == 200
         workers = [p.pid for p in psutil.Process(service.pid).children(recursive=True)]
         assert len(workers) == 2
-        # gunicorn.conf.py's access log goes to the log file, one line per request.
-        assert any('"GET /healthz HTTP/1.1" 200' in line for line in service.log_tail().splitlines())
+        # The access log (the app's own JSON line, gunicorn.conf.py) goes to the log file.
+        access = [line for line in service.log_lines() if line.get("logger") == "app.request"]
+        assert [(line["method"], line["path"], line["status"]) for line in access] == [
+            ("GET", "/api/openapi.json", 200)
+        ]
         with pytest.raises(RuntimeError, match="started already"):
             service.start()
     assert service.process.returncode == 0  # a clean shutdown on SIGTERM

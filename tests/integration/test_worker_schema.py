@@ -15,6 +15,7 @@ from app.migrate import current_heads, upgrade
 from tests.support.worker import worker_env
 
 PREVIOUS = "0001_platform_and_retry_tables"
+ENGINE = "0002_procrastinate_schema"
 ENGINE_OBJECTS = """
 SELECT (SELECT count(*) FROM pg_class WHERE starts_with(relname, 'procrastinate_')
           AND relnamespace = current_schema()::regnamespace) AS relations,
@@ -60,8 +61,8 @@ def _engine_objects(url: str) -> tuple[int, int, int]:
 
 
 def test_upgrade_creates_the_engine_schema_and_downgrade_removes_it(scratch_url, tmp_path):
-    _flask(scratch_url, tmp_path, "upgrade")
-    assert current_heads(scratch_url) == {"0002_procrastinate_schema"}
+    _flask(scratch_url, tmp_path, "upgrade", ENGINE)
+    assert current_heads(scratch_url) == {ENGINE}
     relations, functions, types = _engine_objects(scratch_url)
     assert relations > 4 and functions > 10 and types >= 3
     engine = create_engine(scratch_url)
@@ -74,14 +75,14 @@ def test_upgrade_creates_the_engine_schema_and_downgrade_removes_it(scratch_url,
     assert current_heads(scratch_url) == {PREVIOUS}
     assert _engine_objects(scratch_url) == (0, 0, 0)
 
-    _flask(scratch_url, tmp_path, "upgrade")  # and back again, from clean
-    assert current_heads(scratch_url) == {"0002_procrastinate_schema"}
+    _flask(scratch_url, tmp_path, "upgrade", ENGINE)  # and back again, from clean
+    assert current_heads(scratch_url) == {ENGINE}
 
 
 def test_upgrade_refuses_another_procrastinate_schema(scratch_url, monkeypatch):
     upgrade(scratch_url, PREVIOUS)
     monkeypatch.setattr(procrastinate, "__version__", "99.0.0")
     with pytest.raises(RuntimeError, match="3.10.0"):
-        upgrade(scratch_url)
+        upgrade(scratch_url, ENGINE)
     assert current_heads(scratch_url) == {PREVIOUS}
     assert _engine_objects(scratch_url) == (0, 0, 0)
