@@ -7,6 +7,7 @@ worker adds to them.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -300,3 +301,31 @@ def test_the_pace_holds_over_all_lanes(client, admin, load, lanes):
     assert job_of(client, admin, job["job_id"])["state"] == "completed"
     # Nine slots 0.25 s apart: the last one starts 2 s after the first, whatever the lane count.
     assert elapsed >= 2.0
+
+
+def test_sentry_hears_each_failed_replay_with_the_job_id_and_once_about_the_halt(
+    client, admin, load, lanes, webhook_receiver, sentry_events
+):
+    load(backlog(10, base_url=webhook_receiver.url, steps=STEPS))
+    webhook_receiver.respond(503)
+    job = create(client, admin, window(max_replays_per_second=100, halt_error_rate=0.2, halt_window=10)).get_json()
+    lanes.run(job["job_id"])
+    lanes.join()
+    assert job_of(client, admin, job["job_id"])["state"] == "halted"
+    events = sentry_events.events
+    halts = [e for e in events if e.get("tags", {}).get("retry_job") == "halted"]
+    failures = [e for e in events if e.get("tags", {}).get("replay") == "failed"]
+    assert len(halts) == 1 and halts[0]["tags"]["job_id"] == job["job_id"]
+    assert "3 of the last 3 replays failed, limit 2 (20%)" in halts[0]["message"]
+    assert len(failures) == 3 and {e["tags"]["job_id"] for e in failures} == {job["job_id"]}
+
+
+def test_state_changes_are_json_log_lines(client, admin, load, lanes, capsys):
+    load(backlog(2))
+    job = create(client, admin, window(max_replays_per_second=100)).get_json()
+    lanes.run(job["job_id"])
+    lanes.join()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    moves = [(line["action"], line["state"]) for line in lines if line.get("event") == "retry_job.state"]
+    assert moves == [("created", "queued"), ("started", "running"), ("completed", "completed")]
+    assert {line["job_id"] for line in lines if line.get("event") == "retry_job.state"} == {job["job_id"]}
