@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +17,7 @@ from app.retries.schemas import MAX_LIST_ITEMS, RetryBatchRequestSchema, RetryRe
 from app.signing import sign
 from app.triggers.schemas import TriggerRequestSchema
 from tests.support import scenarios as sc
+from tests.support import strategies
 from tests.support.retry_scenarios import (
     URL,
     api_key_headers,
@@ -259,33 +259,13 @@ def test_error_pattern_is_a_literal_substring(client, admin, load, engine, patte
 
 # ---- property tests ---------------------------------------------------------------------------
 
-# Characters PostgreSQL cannot store, mixed into generated text (hypothesis rarely draws them).
-_UNSTORABLE = st.sampled_from(["\x00", "\ud800", "\udbff", "\udc00", "\udfff"])
-
-
-def _text(max_size: int):
-    # About one character in ten is unstorable, so most short strings stay clean.
-    return st.text(alphabet=st.one_of(*[st.characters()] * 9, _UNSTORABLE), max_size=max_size)
-
-
-# The edges of the integer and bigint columns the retry fields are compared with.
-_edge_integers = st.sampled_from([0, -1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 10**30, -(2**63) - 1])
-# floats() includes NaN and the infinities; json.dumps writes them as NaN/Infinity tokens.
-_json_scalars = st.none() | st.booleans() | st.integers() | _edge_integers | st.floats() | _text(20)
-_json = st.recursive(
-    _json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(_text(10), children, max_size=4),
-    max_leaves=12,
-)
+_UNSTORABLE = strategies.UNSTORABLE
+_text = strategies.hostile_text
+_edge_integers = strategies.EDGE_INTEGERS
+_json_scalars = strategies.JSON_SCALARS
+_json = strategies.JSON
 _retry_keys = st.sampled_from(list(RetryBatchRequestSchema().fields)) | _text(12)
-_offsets = st.sampled_from([timedelta(0), timedelta(hours=5), timedelta(hours=-5), timedelta(hours=14, minutes=59)])
-_iso_times = (
-    st.datetimes().map(lambda d: d.isoformat())
-    | st.builds(lambda d, o: d.replace(tzinfo=timezone(o)).isoformat(), st.datetimes(), _offsets)
-    | st.sampled_from(
-        ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
-    )
-)
+_iso_times = strategies.ISO_TIMES
 _retry_values = (
     _json
     | _iso_times
