@@ -172,3 +172,20 @@ def test_a_job_finishes_after_postgresql_restarts_under_it(private_service, tmp_
 def _job_when_up(client, admin, job_id) -> dict | None:
     response = client.get(f"{JOBS}/{job_id}", headers=admin)
     return response.get_json() if response.status_code == 200 else None
+
+
+def test_sigterm_lets_the_replay_in_flight_finish_and_hands_the_job_on(
+    client, admin, load, session_factory, engine, database_url, tmp_path
+):
+    load(backlog(100))
+    with running_workers(database_url, tmp_path / "b", count=1, task_modules=()) as (second,):
+        with running_workers(database_url, tmp_path / "a", count=1, task_modules=()) as (first,):
+            job_id = start_job(client, admin, max_replays_per_second=20)
+            wait_for(lambda: job_of(client, admin, job_id)["progress"]["done"] >= 10, 60, message="progress")
+            first.terminate()
+            assert first.wait(30) == 0  # a graceful exit, after the replay in flight
+        done = finished(client, admin, job_id, 120)
+    assert done["state"] == "completed", done
+    assert_no_half_replays(engine)
+    counts = replays_per_row(session_factory)
+    assert len(counts) == 100 and set(counts) == {1}
