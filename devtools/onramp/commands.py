@@ -33,7 +33,7 @@ def preview(client: OnrampClient, args: argparse.Namespace, io: drain.Io) -> int
     if args.json:
         io.emit_json(answer)
     else:
-        render.preview(io.human, answer)
+        render.preview(io.human, answer, of_plan=args.plan is not None)
     return Exit.OK
 
 

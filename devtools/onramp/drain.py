@@ -91,7 +91,7 @@ def run(client: OnrampClient, args: argparse.Namespace, io: Io, store: PendingDr
         question = "Re-send it? [y/N] "
     else:
         dry_run = client.retry_batch({**scope_body(args), "dry_run": True})
-        render.preview(io.human, dry_run, plan_hint=False)
+        render.preview(io.human, dry_run, plan_hint=False, of_plan=args.plan is not None)
         eligible = dry_run["summary"]["eligible"]
         if not eligible:
             io.say("Nothing to drain: no job started.")
@@ -262,9 +262,8 @@ def finish(job: dict, io: Io) -> int:
     io.say(f"Progress: {p['done']}/{p['total']} done ({render.counts(p)}).")
     render.recent_errors(io.human, job, limit=5)
     if state == "halted":
-        io.say(
-            f"Resume it (the brake starts afresh) with: {PROG} jobs resume {job_id}   or cancel: {PROG} jobs cancel {job_id}"
-        )
+        io.say(f"Resume it (the brake starts afresh): {PROG} jobs resume {job_id}")
+        io.say(f"Or cancel it: {PROG} jobs cancel {job_id}")
     return Exit.NOT_COMPLETED
 
 

@@ -127,13 +127,19 @@ def summary(console: Console, answer: dict) -> None:
 # ---- retry-batch dry run ----------------------------------------------------------------------
 
 
-def preview(console: Console, answer: dict, *, plan_hint: bool = True) -> None:
+def preview(console: Console, answer: dict, *, plan_hint: bool = True, of_plan: bool = False) -> None:
     """The dry run: summary, skipped by reason, the eligible rows; with `plan_hint`, the plan and
-    finally its token alone on the last line (`| tail -1` takes it)."""
+    finally its token alone on the last line (`| tail -1` takes it). `of_plan`: a dry run on a
+    plan token, whose counts are the plan's rows."""
     s = answer["summary"]
+    scope = (
+        f" of plan {answer.get('plan_token')}: {s['matched']} rows in the plan"
+        if of_plan
+        else f": {s['matched']} rows in scope"
+    )
     console.print(
-        f"Dry run: {s['matched']} rows in scope, {s['eligible']} eligible, {s['skipped']} skipped"
-        f" (batch {answer.get('batch_id', '-')})"
+        f"Dry run{scope}, {s['eligible']} eligible, {s['skipped']} skipped (batch {answer.get('batch_id', '-')})",
+        soft_wrap=True,
     )
     reasons = {reason: n for reason, n in (s.get("skipped_by_reason") or {}).items() if n}
     if reasons:
@@ -175,12 +181,11 @@ def counts(progress: dict) -> str:
 
 def progress_line(job: dict) -> str:
     p = job["progress"]
-    line = (
-        f"job {job['job_id']} {job['state']}: {p['done']}/{p['total']} done ({counts(p)}),"
-        f" {job.get('rate_per_second') or 0:.1f}/s, ETA {duration(job.get('eta_seconds'))}"
-    )
+    line = f"job {job['job_id']} {job['state']}: {p['done']}/{p['total']} done ({counts(p)})"
+    if job["state"] in ("queued", "running", "paused"):
+        line += f", {job.get('rate_per_second') or 0:.1f}/s, ETA {duration(job.get('eta_seconds'))}"
     if job.get("state_reason"):
-        line += f" - {job['state_reason']}"
+        line += f"; {job['state_reason']}"
     return line
 
 
