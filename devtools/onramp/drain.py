@@ -289,5 +289,7 @@ def on_interrupt(client: OnrampClient, job_id: str, io: Io) -> int:
         io.say(f"Job {job_id} is {job['state']}: nothing to pause.")
         return finish(job, io) if job["state"] in ENDS else Exit.INTERRUPTED
     io.emit_json(job)
-    io.say(f"Paused job {job_id} ({render.progress_line(job)}). Resume it with: {PROG} jobs resume {job_id}")
+    p = job["progress"]
+    io.say(f"Paused job {job_id} at {p['done']}/{p['total']} done ({render.counts(p)}).")
+    io.say(f"Resume it with: {PROG} jobs resume {job_id}")
     return Exit.INTERRUPTED
