@@ -22,9 +22,13 @@ class JobSteps:
         plan = self.progress.plan
         if not isinstance(printed, dict) or "plan_token" not in printed or not plan:
             raise RehearsalError("the runbook's job is not started from a preview's plan_token")
+        label = self.label(cmd, "start the job from the plan")
+        if self.incident.suppress:
+            # A mass recovery after a regression: the runbook's job must suppress, whatever the plan says.
+            self.report.check(f"{label}: sends suppress_notifications", True, printed.get("suppress_notifications"))
+        # The runbook's pace is a production one; the rehearsal's jobs run faster.
         changes = {"max_replays_per_second": pace, "suppress_notifications": suppress}
         job = self.call(cmd, text, changes, status=202).body
-        label = self.label(cmd, "start the job from the plan")
         request = job.get("request") or {}
         self.report.check(
             f"{label}: 202, state / total / plan / suppression / pace",

@@ -63,10 +63,12 @@ def test_both_incidents_rehearse_cleanly_against_the_runbook():
     assert commands and commands.group(1) == commands.group(2) != "0", out.splitlines()[-1]
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(300)
 def test_a_drifted_runbook_fails_the_rehearsal(tmp_path: Path):
-    # A runbook whose SQL names a column that does not exist and whose curl needs a value nobody
-    # defined: exactly the drift the rehearsal is there to catch.
+    # A runbook whose SQL names a column that does not exist, whose curl needs a value nobody
+    # defined, and whose job control uses a verb the API does not have: exactly the drift the
+    # rehearsal is there to catch. Rehearsed for one incident, the rest of the runbook passes, so
+    # these three are the only failures.
     drifted = tmp_path / "retry-batch.md"
     original = RUNBOOK.read_text() if RUNBOOK.exists() else ""
     drifted.write_text(
@@ -74,8 +76,14 @@ def test_a_drifted_runbook_fails_the_rehearsal(tmp_path: Path):
         + "\n\n```sql\nSELECT COUNT(*) FROM or_ramp_executions WHERE error_kind = 'regression';\n```\n"
         + "\n```bash\ncurl -X POST https://app.onramp.us/api/ramps/executions/retry-batch "
         + '-H "Authorization: <mystery-token>" -d \'{"dry_run": true}\'\n```\n'
+        + '\n```bash\ncurl -sS -X POST "$API/retry-jobs/<job_id>/suspend" -H "Authorization: $ONRAMP_API_KEY" '
+        + '-H "or-internal-api-auth-secret: $ONRAMP_API_SECRET" -H "Content-Type: application/json" -d \'{}\'\n```\n'
     )
     done = _run("--incident", "outage", "--runbook", str(drifted))
     assert done.returncode == 1, _explain(done)
-    assert "error_kind" in done.stdout + done.stderr
-    assert "<mystery-token>" in done.stdout + done.stderr
+    listed = done.stderr.split("REHEARSAL FAILED:")[-1]
+    failures = [line for line in listed.splitlines() if line.startswith("  outage: ")]
+    assert len(failures) == 3, _explain(done)
+    assert any("error_kind" in line for line in failures), _explain(done)
+    assert any("<mystery-token>" in line for line in failures), _explain(done)
+    assert any("retry-jobs/<job_id>/susp" in line and "HTTP 404" in line for line in failures), _explain(done)
