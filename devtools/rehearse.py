@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Rehearse the retry-batch runbook against a real running service, end to end.
+"""Rehearse the on-call runbook against a real running service, end to end.
 
     .venv/bin/python devtools/rehearse.py                 # both incidents
     .venv/bin/python devtools/rehearse.py --incident regression --keep
 
-For each incident it builds a scratch world and walks the runbook in it:
+For each incident it builds a scratch world and tells the incident's story with the runbook's
+own commands:
 
   1. starts the mock CRM and the SMTP sink (devtools/mocks/) and the mock OIDC provider on free
      local ports;
@@ -13,19 +14,23 @@ For each incident it builds a scratch world and walks the runbook in it:
      migrates it with `flask --app wsgi db upgrade`, loads the incident scenario (rewritten to point
      at the mock CRM) with `flask --app wsgi scenario load`, creates an API key with
      `flask --app wsgi api-keys create`, starts the service (gunicorn with gunicorn.conf.py, through
-     devtools/service.py) and signs the on-call user in through the real OIDC flow to get a
-     `session` cookie;
-  3. runs every command of the runbook (fenced ```sql / ```bash blocks of runbooks/*.md), with its
-     placeholders filled in (`<incident-start-utc>`, `<your-session-cookie>`, `<key>`, ...) and the
+     devtools/service.py) and two job workers (`flask --app wsgi worker`, through
+     devtools/worker.py), and signs the on-call user in through the real OIDC flow;
+  3. runs the commands of the runbook (fenced ```sql / ```bash blocks and inline commands of
+     runbooks/*.md), each recognised by what it does (devtools/rehearsal/commands.py), with its
+     placeholders filled in (`<plan_token>`, `<job_id>`, `<execution-uuid>`, `<key>`, ...) and the
      production URL replaced by the local service; SQL goes to the scratch database as written, curl
      commands run through bash exactly as printed (a private .curlrc only adds --silent and the
-     status line). Each result is compared with what the scenario says it must be (see
-     devtools/scenarios/*.expected.json); the execute call is repeated until nothing is eligible, as
-     the runbook instructs; then the aftermath is verified (history rows, projects, notifications,
-     and what reached the mock CRM and the SMTP sink);
-  4. the CRM outage adds its story around the same commands: CRM down -> fresh signed triggers fail
-     with integration errors -> CRM back -> retry-batch drains them (notifications not suppressed:
-     the failed runs never notified anyone).
+     status line), and each answer is compared with what the scenario says it must be
+     (devtools/scenarios/*.expected.json) and with what the story has done so far:
+       regression: summary, SQL, preview, a job from the plan (sent twice with its Idempotency-Key),
+         paused, cancelled, a fresh preview and a new job that completes although a worker is
+         killed mid-way; verification SQL; hand-picked rows executed from their plan; dismiss; a
+         payload patch; nothing sent while suppressed, one webhook and email for the patched row;
+       outage: CRM down -> fresh signed triggers fail with integration errors -> a job started too
+         early halts by its brake -> the CRM comes back -> resume -> completed -> the rows it failed
+         are replayed from a hand-picked plan; one signed webhook and one email per success;
+  4. checks the aftermath (history rows, projects, notifications, the mocks, the window, the logs).
 
 A summary table is printed at the end; the exit status is 1 if any check failed (or a runbook
 command was not run, or a placeholder was not understood), so CI catches a runbook that drifted
@@ -55,7 +60,7 @@ from devtools.rehearsal.runbook import Command, parse_runbook, runbook_paths  # 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Rehearse the retry-batch runbook against a running service.")
+    parser = argparse.ArgumentParser(description="Rehearse the on-call runbook against a running service.")
     parser.add_argument("--incident", choices=("regression", "outage", "all"), default="all")
     parser.add_argument(
         "--runbook", type=Path, action="append", help="runbook markdown file(s) to walk (default: every runbooks/*.md)"
@@ -116,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     report.incident = "runbook"
     for cmd in runbook:
         ran = sorted(set(cmd.ran_in))
-        report.check(f"command {cmd.source} run", "by the rehearsal", ", ".join(ran) or "never", bool(ran))
+        if ran or args.incident == "all":
+            report.check(f"command {cmd.source} run", "by the rehearsal", ", ".join(ran) or "never", bool(ran))
+        else:
+            # Each story runs the steps it is about; only both together must cover every command.
+            report.note(f"command {cmd.source} not run by this incident (`--incident all` requires every one)")
 
     print("\n" + report.table())
     failed = report.failed

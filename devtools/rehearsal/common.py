@@ -14,8 +14,16 @@ VENV_BIN = Path(sys.executable).parent
 SCENARIO_CRM_URL = "http://127.0.0.1:9300"  # what make_incidents.py writes into the scenarios
 # URLs a runbook may print for the service; all of them mean "the service under rehearsal".
 SERVICE_URLS = ("https://app.onramp.us", "http://127.0.0.1:8000", "http://localhost:8000")
-RETRY_PATH = "/api/ramps/executions/retry-batch"
+API_PATH = "/api/ramps/executions"
+RETRY_PATH = f"{API_PATH}/retry-batch"
+JOBS_PATH = f"{API_PATH}/retry-jobs"
+SUMMARY_PATH = f"{API_PATH}/error-summary"
 BATCH_CAP = 25
+# Paces the rehearsal's jobs run at (the runbook's examples are production paces).
+REGRESSION_PACE = 100.0
+OUTAGE_PACE = 50.0
+WORKERS = 2  # `flask --app wsgi worker` processes per incident
+WORKER_CONCURRENCY = 2
 ADMIN_EMAIL = "oncall@example.com"
 VIEWER_EMAIL = "viewer@example.com"
 OIDC_CLIENT_ID = "onramp-rehearsal"
@@ -25,7 +33,7 @@ STATUS_MARK = "@@HTTP_STATUS@@"
 LONG_RUNNING = (
     re.compile(r"^make\s+(run|db-start)\b"),
     re.compile(r"(^|\s)gunicorn\s"),
-    re.compile(r"flask\s+(--app\s+\S+\s+)?run\b"),
+    re.compile(r"flask\s+(--app\s+\S+\s+)?(run|worker)\b"),
     re.compile(r"-m\s+devtools\.(mocks\.(crm|smtp)|mock_oidc)\b"),
 )
 

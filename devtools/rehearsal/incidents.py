@@ -1,9 +1,17 @@
 """The two incidents a rehearsal walks through: what each one is (scenario, expected numbers, how
-the runbook's calls are adapted to it) and its story around the runbook."""
+the runbook's calls are adapted to it) and its story, told with the runbook's own commands.
+
+regression: size the damage, preview, start a job from the plan, pause it, cancel it, preview
+  again and start over, a worker killed mid-job, the job completes; verify; a few hand-picked
+  rows through retry-batch with a plan; dismiss; a payload patch.
+outage: the CRM is down and fresh triggers fail; a job started too early halts by its brake;
+  the CRM comes back; resume; the job completes; the rows it failed are replayed by hand.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +21,15 @@ import requests
 
 from devtools.mocks import triggers
 from devtools.rehearsal.checks import Checks
-from devtools.rehearsal.common import SCENARIOS_DIR
+from devtools.rehearsal.common import OUTAGE_PACE, REGRESSION_PACE, SCENARIOS_DIR, WORKER_CONCURRENCY, WORKERS
 from devtools.rehearsal.expected import Expected, Progress
 from devtools.rehearsal.report import Report
 from devtools.rehearsal.runbook import Command
-from devtools.rehearsal.walk import RunbookWalk, shows_hand_picked
+from devtools.rehearsal.walk import RunbookWalk
 from devtools.rehearsal.world import World
+from devtools.worker import LANES
+
+BRAKE_REASON = re.compile(r"^(\d+) of the last (\d+) replays failed, limit (\d+) \((\d+)%\)$")
 
 
 @dataclass
@@ -26,9 +37,9 @@ class Incident:
     name: str  # "regression" | "outage"
     scenario: Path
     expected: dict
-    suppress: bool  # whether the replays' notifications end up suppressed
-    body_changes: dict[str, Any]  # how the runbook's retry-batch bodies are adapted to this incident
-    execute_changes: dict[str, Any] = field(default_factory=dict)  # ... and its execute calls
+    suppress: bool  # whether the mass replay suppresses its notifications
+    pace: float  # max_replays_per_second of the rehearsal's jobs
+    body_changes: dict[str, Any]  # how the runbook's window previews are adapted to this incident
     text_changes: dict[str, str] = field(default_factory=dict)  # literal text swaps (incident start)
 
 
@@ -40,12 +51,11 @@ class Rehearsal:
     ):
         self.incident = incident
         self.report = report
-        self.runbook = runbook
         self.world = World(incident, report, runbook, args, workdir, crm, sink, oidc)
         self.expected = Expected(incident.expected)
         self.progress = Progress()
         self.checks = Checks(self.world, self.expected, self.progress, report)
-        self.walk = RunbookWalk(self.world, self.expected, self.progress, report, self.checks)
+        self.walk = RunbookWalk(self.world, self.expected, self.progress, report, self.checks, runbook)
 
     @property
     def service(self):
@@ -60,26 +70,95 @@ class Rehearsal:
     def run(self) -> None:
         raise NotImplementedError
 
+    def size_and_preview(self) -> None:
+        w = self.walk
+        w.run_prelude()
+        w.run("workers_sql", lanes=WORKERS * LANES)
+        w.run("summary")
+        w.run("blast_sql")
+        w.run("dry_run", every=True)
+
+    def finish(self) -> None:
+        self.walk.run_rest()
+        self.checks.recovery()
+        self.checks.window_after()
+        self.checks.logs()
+
 
 class RegressionRehearsal(Rehearsal):
     def run(self) -> None:
+        w, r, data = self.walk, self.report, self.expected.data
         self.checks.auth()
-        self.walk.walk(self.runbook)
-        if not any(shows_hand_picked(c) for c in self.runbook):
-            self.checks.hand_picked_directly()
-        # A repeat of the dry run after recovery: only the intentionally skipped rows remain.
-        if self.progress.executed:
-            data = self.expected.data
-            response = self.world.post_retry(
-                {"since": data["since"], "error_pattern": data["error_pattern"], "dry_run": True}, auth="cookie"
+        self.size_and_preview()
+
+        # Start the job, pause it to look at the first replays, then cancel it to start over.
+        first = w.run("job_create", pace=self.incident.pace, suppress=True)
+        w.run("job_pause")
+        w.hold_still("paused")
+        w.run("job_cancel")
+        w.run("job_events_sql")
+        done_first = self.progress.job()["progress"]["success"] if first else 0
+
+        # Start over: a fresh preview (the cancelled job's rows are no longer eligible), a new job.
+        w.run("dry_run", again=True)
+        second = w.run("job_create", again=True, pace=self.incident.pace, suppress=True)
+        killed: list[str] = []
+        final = w.run("job_get", during=self.kill_a_worker_midway(killed), expect_rate=True)
+        if second and final:
+            p = final["progress"]
+            r.check(
+                "job completed; its total and the cancelled job's replays add up to the preview",
+                ("completed", data["eligible"], p["total"], 0),
+                (final["state"], done_first + p["total"], p["success"], p["error"]),
             )
-            summary = (response.json() if response.status_code == 200 else {}).get("summary", {})
-            self.report.check(
-                "after recovery: nothing eligible, only intentional skips",
-                (0, sum(data["skipped_by_reason"].values())),
-                (summary.get("eligible"), summary.get("matched")),
-            )
-        self.checks.logs()
+            r.check("a worker was SIGKILLed mid-job; the other carried the job to the end", ["worker-1"], killed)
+        w.run("job_history_sql")
+        w.run("outbox_sql")
+        w.run("projects_sql")
+        self.checks.nothing_sent("verify (suppressed job)")
+
+        # A few hand-picked rows: one more try for rows an earlier on-call replayed without luck.
+        picked = data["hand_picked"]
+        small = data["small_batch"]["execution_uuids"]
+        reasons = dict(zip(picked["execution_uuids"], picked["reasons"], strict=True))
+        uuids = [*picked["execution_uuids"], *small]
+        w.run("hand_picked_dry", uuids=uuids, reasons=reasons, values={"execution_uuid": uuids[0]})
+        w.run("plan_execute")
+        w.run("batch_history_sql")
+
+        # Deals deleted in the CRM: dismissed, never replayed.
+        gone = data["dismiss"]
+        one = {"execution_uuid": gone["execution_uuids"][0]}
+        w.run("dismiss_dry", uuids=gone["execution_uuids"], values=one)
+        w.run("dismiss_exec", uuids=gone["execution_uuids"], fate=gone["fate"], values=one)
+        w.run("dismiss_sql")
+
+        # A trigger without company.id: replayed with the id patched in; its notifications are owed.
+        patch = data["patch"]
+        w.run(
+            "patch_dry",
+            uuid=patch["execution_uuid"],
+            payload=patch["payload"],
+            values={"execution_uuid": patch["execution_uuid"]},
+        )
+        w.run("plan_execute")
+        w.run("patch_sql")
+        self.checks.sent("after the patched replay (not suppressed)", self.progress.delivered)
+        self.finish()
+
+    def kill_a_worker_midway(self, killed: list[str]):
+        """SIGKILL one worker once the job is a third done: the other carries it to the end."""
+
+        def during(job: dict) -> None:
+            p = job.get("progress", {})
+            if not killed and job.get("state") == "running" and p.get("done", 0) >= p.get("total", 0) // 3:
+                worker = self.world.workers[0]
+                worker.kill()
+                killed.append(worker.name)
+                self.progress.cut_short += WORKER_CONCURRENCY
+                self.report.note(f"killed {worker.name} (SIGKILL) at {p.get('done')} of {p.get('total')} rows")
+
+        return during
 
 
 class OutageRehearsal(Rehearsal):
@@ -91,16 +170,78 @@ class OutageRehearsal(Rehearsal):
     )
 
     def run(self) -> None:
+        w, r = self.walk, self.report
         self.checks.auth()
         self.crm_goes_down()
+        self.world.crm.set_mode("503")  # still down while the on-call starts replaying
+
+        self.size_and_preview()
+        w.run("job_create", pace=self.incident.pace, suppress=False)
+        halted = w.run("job_get")
+        if halted:
+            self.check_brake(halted)
+            halted = w.hold_still("halted")
+        w.run("job_list", state="halted")
+
         self.crm_comes_back()
-        self.walk.walk(self.runbook)
-        self.checks.logs()
+        w.run("job_resume")
+        final = w.run("job_get")
+        if final:
+            p = final["progress"]
+            r.check(
+                "resumed job completed: every row replayed once, only the canary's failed",
+                ("completed", p["total"], halted["progress"]["error"] if halted else None, 0),
+                (final["state"], p["success"] + p["error"], p["error"], p["skipped"]),
+            )
+        w.run("job_events_sql")
+        w.run("job_history_sql")
+        w.run("outbox_sql")
+        w.run("projects_sql")
+
+        # The rows the job failed while the CRM was down: one more try, by hand.
+        failed = [e["execution_uuid"] for e in (final or {}).get("recent_errors", [])]
+        r.check(
+            "recent_errors names every row the job failed",
+            (final or {}).get("progress", {}).get("error"),
+            len(set(failed)),
+        )
+        w.run("hand_picked_dry", uuids=failed, reasons={}, values={"execution_uuid": failed[0] if failed else ""})
+        w.run("plan_execute")
+        w.run("batch_history_sql")
+        self.checks.sent("after the outage", self.progress.delivered)
+        self.finish()
+
+    def check_brake(self, job: dict) -> None:
+        r = self.report
+        match = BRAKE_REASON.match(job.get("state_reason") or "")
+        limit = int(job["halt_error_rate"] * job["halt_window"])
+        r.check(
+            "job started while the CRM answers 503: halted by the brake, in the canary",
+            ("halted", True, True),
+            (
+                job.get("state"),
+                bool(match) and int(match.group(1)) > limit and int(match.group(2)) <= job["halt_window"],
+                bool(match)
+                and (int(match.group(3)), int(match.group(4))) == (limit, round(job["halt_error_rate"] * 100)),
+            ),
+        )
+        p = job["progress"]
+        errors = {(e["error"]["type"], e["error"]["category"]) for e in job.get("recent_errors", [])}
+        r.check(
+            f"halted job: state_reason `{job.get('state_reason')}`; nothing succeeded; recent_errors say why",
+            (0, True, {("IntegrationConnectionError", "integration")}),
+            (p["success"], p["error"] > limit, errors),
+        )
 
     def crm_goes_down(self) -> None:
         """Fresh signed triggers fail in fetch_crm_record with integration errors."""
         r, w, expected = self.report, self.world, self.expected
         expected.live_ramp, secret = triggers.ramp_from_scenario(str(self.incident.scenario))
+        expected.live_vendor = next(
+            ramp["vendor_id"]
+            for ramp in json.loads(self.incident.scenario.read_text())["ramps"]
+            if ramp["uuid"] == expected.live_ramp
+        )
         stamp = time.strftime("%H%M%S")
         for mode, count, error_type in self.LIVE:
             control = requests.post(w.crm.url + "/_control", json={"mode": mode, "delay": 3}, timeout=5)
@@ -121,7 +262,7 @@ class OutageRehearsal(Rehearsal):
                     (201, "ERROR", "integration", error_type),
                     (result.status, body.get("status"), error.get("category"), error.get("type")),
                 )
-                expected.live_count += 1
+                expected.live_by_type[error_type] += 1
         bad = triggers.fire(
             w.service.url,
             expected.live_ramp,
@@ -142,13 +283,13 @@ class OutageRehearsal(Rehearsal):
         )
 
     def crm_comes_back(self) -> None:
-        """The runbook's commands then drain the backlog with suppression off: these runs never
-        notified anyone, so the PROJECT_CREATED webhooks and emails are owed."""
+        """The CRM answers again (its control endpoint, as in the mock's README); what it received
+        from now on is what the recovery sent."""
         w = self.world
-        requests.post(w.crm.url + "/_control", json={"mode": "ok"}, timeout=5)
+        control = requests.post(w.crm.url + "/_control", json={"mode": "ok"}, timeout=5)
         w.crm.reset()
         w.sink.clear()
-        self.report.check("mock CRM back to ok", "ok", w.crm.mode)
+        self.report.check("mock CRM back to ok (POST /_control)", (200, "ok"), (control.status_code, w.crm.mode))
 
 
 def build_incidents(names: list[str]) -> list[tuple[type[Rehearsal], Incident]]:
@@ -161,7 +302,12 @@ def build_incidents(names: list[str]) -> list[tuple[type[Rehearsal], Incident]]:
         "regression": (
             RegressionRehearsal,
             Incident(
-                "regression", SCENARIOS_DIR / "regression-incident.json", regression_exp, suppress=True, body_changes={}
+                "regression",
+                SCENARIOS_DIR / "regression-incident.json",
+                regression_exp,
+                suppress=True,
+                pace=REGRESSION_PACE,
+                body_changes={},
             ),
         ),
         "outage": (
@@ -170,11 +316,12 @@ def build_incidents(names: list[str]) -> list[tuple[type[Rehearsal], Incident]]:
                 "outage",
                 SCENARIOS_DIR / "crm-outage.json",
                 outage_exp,
+                # No suppression: these runs failed before `notify`, and the vendors' CRMs need the
+                # PROJECT_CREATED webhooks.
                 suppress=False,
-                # The outage's own window, no error pattern (every integration error is owed a replay),
-                # and no suppression: these runs failed before `notify`, so nobody was told yet.
+                pace=OUTAGE_PACE,
+                # The outage's own window, no error pattern (every integration error is owed a replay).
                 body_changes={"since": outage_exp["since"], "until": None, "error_pattern": None},
-                execute_changes={"suppress_notifications": False},
                 text_changes={regression_exp["since"]: outage_exp["since"]},
             ),
         ),

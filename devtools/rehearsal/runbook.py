@@ -147,6 +147,8 @@ _ALIASES = {
     "api_key": ("key", "api-key", "internal-api-key", "api-key-id", "key-id"),
     "api_secret": ("secret", "api-secret", "internal-api-secret", "api-key-secret", "key-secret"),
     "batch_id": ("batch-id", "batch", "batch-uuid", "batchid"),
+    "job_id": ("job-id", "job", "job-uuid", "jobid"),
+    "plan_token": ("plan-token", "plan", "token"),
     "execution_uuid": ("execution-uuid", "uuid", "execution-id"),
     "base_url": ("host", "base-url", "service-url", "onramp-url", "url"),
     "admin_email": ("email", "admin-email", "your-email", "oncall-email"),

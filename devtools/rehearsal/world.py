@@ -1,6 +1,6 @@
 """One incident's world: a scratch database loaded with its scenario through the CLI verbs, the
-service running on it, a signed-in on-call admin and an API key, and the environment the
-runbook's commands run in; torn down afterwards."""
+service and its job workers running on it, a signed-in on-call admin and an API key, and the
+environment the runbook's commands run in; torn down afterwards."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import os
 import re
 import secrets
 import shlex
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +20,22 @@ import requests
 from devtools.dbtools import drop_database, libpq_url, recreate_database
 from devtools.rehearsal.common import (
     ADMIN_EMAIL,
+    JOBS_PATH,
     OIDC_CLIENT_ID,
     OIDC_CLIENT_SECRET,
     RETRY_PATH,
     SCENARIO_CRM_URL,
     STATUS_MARK,
     VENV_BIN,
+    WORKER_CONCURRENCY,
+    WORKERS,
     RehearsalError,
 )
 from devtools.rehearsal.report import Report
 from devtools.rehearsal.runbook import Command, fill_named
 from devtools.rehearsal.shell import ShellResult, run_shell
 from devtools.service import ServiceProcess, ServiceStartError
+from devtools.worker import WorkerProcess, WorkerStartError
 
 
 class World:
@@ -47,6 +53,8 @@ class World:
         self.db_url = ""  # libpq form: psycopg2 and a runbook's `psql "$DATABASE_URL"` take it
         self.env: dict[str, str] = {}
         self.service: ServiceProcess | None = None
+        self.workers: list[WorkerProcess] = []
+        self.key_name = f"rehearsal-{incident.name}"
         # What the runbook's placeholders are filled with (see runbook.Placeholders).
         self.values: dict[str, str] = {}
 
@@ -94,14 +102,30 @@ class World:
         )
         key = self.setup_cli(
             "api-keys create",
-            f"flask --app wsgi api-keys create --name rehearsal-{self.incident.name} --role ONRAMP_ADMIN",
-            fill={"name": f"rehearsal-{self.incident.name}", "role": "ONRAMP_ADMIN"},
+            f"flask --app wsgi api-keys create --name {self.key_name} --role ONRAMP_ADMIN",
+            fill={"name": self.key_name, "role": "ONRAMP_ADMIN"},
         )
         api_key = re.search(r"^key:\s*(\S+)", key.stdout, re.M)
         api_secret = re.search(r"^secret:\s*(\S+)", key.stdout, re.M)
         if not (api_key and api_secret):
             raise RehearsalError(f"api-keys create printed no key/secret:\n{key.stdout}\n{key.stderr}")
+        # The name the runbook's command gave it: the actor of everything done with the key.
+        self.key_name = self.scalar("SELECT name FROM or_api_keys ORDER BY id DESC LIMIT 1")
 
+        # Retry jobs run on real workers, as `make run` (one) or a deployment (several) runs them;
+        # they start up while gunicorn does.
+        self.workers = [
+            WorkerProcess(
+                self.db_url,
+                self.workdir / f"worker-{self.incident.name}-{n + 1}.log",
+                env=self.env,
+                name=f"worker-{n + 1}",
+                concurrency=WORKER_CONCURRENCY,
+            )
+            for n in range(WORKERS)
+        ]
+        for worker in self.workers:
+            worker.launch()
         # gunicorn.conf.py's workers, threads and timeout, as `make run` starts it.
         self.service = ServiceProcess(self.db_url, self.workdir / f"service-{self.incident.name}.log", env=self.env)
         try:
@@ -109,6 +133,12 @@ class World:
         except ServiceStartError as exc:
             raise RehearsalError(str(exc)) from exc
         r.check("service answers /healthz", 200, 200)
+        try:
+            for worker in self.workers:
+                worker.wait_ready(timeout=45)
+        except WorkerStartError as exc:
+            raise RehearsalError(str(exc)) from exc
+        r.check(f"{WORKERS} workers (`flask --app wsgi worker`) ready", WORKERS, sum(w.alive() for w in self.workers))
         cookie = self.sign_in(ADMIN_EMAIL)
         r.check("OIDC sign-in gives a session cookie", "cookie", "cookie" if cookie else None)
         self.values = {
@@ -166,6 +196,15 @@ class World:
         return browser.cookies.get("session")
 
     def teardown(self) -> None:
+        for worker in self.workers:
+            worker.terminate()  # all at once: each finishes its in-flight work and exits
+        for worker in self.workers:
+            if worker.process is None:
+                continue
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         if self.service is not None:
             self.service.stop(grace=15)
         if not self.args.keep:
@@ -187,6 +226,26 @@ class World:
     def scalar(self, statement: str) -> Any:
         rows = self.sql(statement)
         return rows[0][0] if rows else None
+
+    def key_headers(self) -> dict[str, str]:
+        return {"Authorization": self.values["api_key"], "or-internal-api-auth-secret": self.values["api_secret"]}
+
+    def get_job(self, job_id: str) -> dict:
+        response = requests.get(f"{self.service.url}{JOBS_PATH}/{job_id}", headers=self.key_headers(), timeout=30)
+        if response.status_code != 200:
+            raise RehearsalError(f"GET job {job_id}: HTTP {response.status_code} {response.text[:200]}")
+        return response.json()
+
+    def wait_for_deliveries(self, timeout: float = 15.0) -> int:
+        """Replays deliver their notifications right after their commit, so the last ones of a job
+        may still be on their way when it completes: wait (bounded) until none is pending; the
+        number still pending."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = self.scalar("SELECT COUNT(*) FROM or_notification_outbox WHERE status = 'pending'")
+            if not pending or time.monotonic() > deadline:
+                return pending
+            time.sleep(0.2)
 
     def post_retry(self, body: dict, auth: str = "key", request_id: str | None = None) -> requests.Response:
         headers = {"Content-Type": "application/json"}

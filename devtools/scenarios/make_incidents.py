@@ -305,6 +305,22 @@ def regression(crm_url: str) -> tuple[dict, dict]:
         ],
         "reasons": ["status_not_error", "config_error", "not_found"],
     }
+    # The toolbox steps of the runbook, on rows the incident already has (their fate above is
+    # what the preview shows before these steps change it):
+    # - a few hand-picked rows that an earlier on-call replayed once, without luck: one more try;
+    small = [u for u, f in b.fate.items() if f == "retry_limit_reached"]
+    expected["small_batch"] = {"execution_uuids": small, "fate": "retry_limit_reached", "max_attempts": 2}
+    # - deals deleted in the CRM: the customer is gone, dismiss them;
+    gone = [u for u, f in b.fate.items() if f == "config_error" and _row(b, u)["error_type"] == "MissingRelatedAccount"]
+    expected["dismiss"] = {"execution_uuids": gone, "fate": "config_error"}
+    # - a trigger that arrived without company.id: replay it with the id patched in.
+    picked = set(expected["hand_picked"]["execution_uuids"])
+    no_id = next(
+        u
+        for u, f in b.fate.items()
+        if f == "config_error" and _row(b, u)["error_type"] == "MissingTriggerField" and u not in picked
+    )
+    expected["patch"] = {"execution_uuid": no_id, "fate": "config_error", "payload": _row(b, no_id)["payload"]}
     return scenario, expected
 
 
@@ -400,10 +416,29 @@ def _expectations(scenario: dict, b: Builder, *, since: str, error_pattern: str 
         ),
         "webhooks_per_full_replay": sum(1 for e in eligible_rows if vendor_of[e["ramp_uuid"]] in with_webhook),
         "emails_per_full_replay": sum(1 for e in eligible_rows if (e["payload"].get("owner") or {}).get("email")),
+        "summary": _summary(scenario, in_scope, b, error_pattern),
         "projects_before": sum(1 for e in b.executions if e["has_project"]),
         "projects_in_window_before": sum(1 for e in b.executions if e["has_project"] and e["created_at"] >= since),
         "executions": len(b.executions),
     }
+
+
+def _summary(scenario: dict, in_scope: list[dict], b: Builder, error_pattern: str | None) -> dict:
+    """What GET /api/ramps/executions/error-summary answers for the window (default grouping:
+    vendor, ramp, error type). Its `eligible` is a window-only retry-batch's: no error pattern,
+    so rows skipped only for not matching the incident's pattern count as eligible there."""
+    vendor_of = {r["uuid"]: r["vendor_id"] for r in scenario["ramps"]}
+    eligible_fates = {"eligible", "error_pattern_mismatch"} if error_pattern else {"eligible"}
+    groups: dict[tuple, dict] = {}
+    for e in in_scope:
+        key = (vendor_of[e["ramp_uuid"]], e["ramp_uuid"], e["error_type"])
+        group = groups.setdefault(
+            key, {"vendor_id": key[0], "ramp_uuid": key[1], "error_type": key[2], "count": 0, "eligible": 0}
+        )
+        group["count"] += 1
+        group["eligible"] += b.fate[e["uuid"]] in eligible_fates
+    ordered = sorted(groups.values(), key=lambda g: (-g["count"], g["vendor_id"], g["ramp_uuid"], g["error_type"]))
+    return {"total": len(in_scope), "eligible": sum(g["eligible"] for g in ordered), "groups": ordered}
 
 
 def write(out: Path, name: str, scenario: dict, expected: dict) -> None:

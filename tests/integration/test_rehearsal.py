@@ -1,14 +1,15 @@
 """The runbook rehearsal, run exactly as CI and a new engineer run it.
 
-`devtools/rehearse.py` starts the mocks and a real service (gunicorn) on scratch databases and
-runs every command of runbooks/*.md against it; it exits non-zero when any result differs from
-what the runbook and the scenario promise. This test is what keeps the runbook from drifting from
-the code: a changed field name, reason, CLI verb or table breaks it.
+`devtools/rehearse.py` starts the mocks, a real service (gunicorn) and real job workers on scratch
+databases and runs every command of runbooks/*.md against it; it exits non-zero when any result
+differs from what the runbook and the scenario promise. This test is what keeps the runbook from
+drifting from the code: a changed field name, reason, state, CLI verb or table breaks it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,13 @@ import pytest
 
 from app.config import REPO_ROOT
 
-pytestmark = pytest.mark.slow  # a real service, the mocks and scratch databases per incident
+pytestmark = pytest.mark.slow  # a real service, workers, the mocks and scratch databases per incident
 
 REHEARSE = REPO_ROOT / "devtools" / "rehearse.py"
 RUNBOOK = REPO_ROOT / "runbooks" / "retry-batch.md"
 
 
-def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+def _run(*args: str, timeout: float = 360) -> subprocess.CompletedProcess:
     from devtools.dbtools import server_url
 
     db_prefix = os.environ.get("TEST_DB_NAME", "onramp_test") + "_rehearsal"
@@ -44,7 +45,7 @@ def _explain(done: subprocess.CompletedProcess) -> str:
     )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(400)
 def test_both_incidents_rehearse_cleanly_against_the_runbook():
     assert RUNBOOK.exists(), "runbooks/retry-batch.md is what the rehearsal walks"
     done = _run()
@@ -52,15 +53,22 @@ def test_both_incidents_rehearse_cleanly_against_the_runbook():
     out = done.stdout
     assert "FAIL" not in out.split("incident   | step")[-1], _explain(done)
     # The summary table covers both stories and every runbook command.
-    assert "regression | verify: nothing reached the mock CRM (webhooks)" in out
-    assert "outage     | verify: mock CRM got one signed PROJECT_CREATED" in out
-    assert "runbook commands run" in out and " 0 of " not in out.splitlines()[-1]
+    table = out.split("incident   | step")[-1]
+    assert "regression | verify (suppressed job): nothing reached the mock CRM (webhooks)" in table
+    assert "regression | job completed; its total and the cancelled job's replays add up" in table
+    assert "outage     | job started while the CRM answers 503: halted by the brake" in table
+    assert "outage     | resumed job completed" in table
+    assert "outage     | after the outage: mock CRM got one signed PROJECT_CREATED" in table
+    commands = re.search(r"(\d+) of (\d+) runbook commands run", out.splitlines()[-1])
+    assert commands and commands.group(1) == commands.group(2) != "0", out.splitlines()[-1]
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(300)
 def test_a_drifted_runbook_fails_the_rehearsal(tmp_path: Path):
-    # A runbook whose SQL names a column that does not exist and whose curl needs a value nobody
-    # defined: exactly the drift the rehearsal is there to catch.
+    # A runbook whose SQL names a column that does not exist, whose curl needs a value nobody
+    # defined, and whose job control uses a verb the API does not have: exactly the drift the
+    # rehearsal is there to catch. Rehearsed for one incident, the rest of the runbook passes, so
+    # these three are the only failures.
     drifted = tmp_path / "retry-batch.md"
     original = RUNBOOK.read_text() if RUNBOOK.exists() else ""
     drifted.write_text(
@@ -68,8 +76,14 @@ def test_a_drifted_runbook_fails_the_rehearsal(tmp_path: Path):
         + "\n\n```sql\nSELECT COUNT(*) FROM or_ramp_executions WHERE error_kind = 'regression';\n```\n"
         + "\n```bash\ncurl -X POST https://app.onramp.us/api/ramps/executions/retry-batch "
         + '-H "Authorization: <mystery-token>" -d \'{"dry_run": true}\'\n```\n'
+        + '\n```bash\ncurl -sS -X POST "$API/retry-jobs/<job_id>/suspend" -H "Authorization: $ONRAMP_API_KEY" '
+        + '-H "or-internal-api-auth-secret: $ONRAMP_API_SECRET" -H "Content-Type: application/json" -d \'{}\'\n```\n'
     )
     done = _run("--incident", "outage", "--runbook", str(drifted))
     assert done.returncode == 1, _explain(done)
-    assert "error_kind" in done.stdout + done.stderr
-    assert "<mystery-token>" in done.stdout + done.stderr
+    listed = done.stderr.split("REHEARSAL FAILED:")[-1]
+    failures = [line for line in listed.splitlines() if line.startswith("  outage: ")]
+    assert len(failures) == 3, _explain(done)
+    assert any("error_kind" in line for line in failures), _explain(done)
+    assert any("<mystery-token>" in line for line in failures), _explain(done)
+    assert any("retry-jobs/<job_id>/susp" in line and "HTTP 404" in line for line in failures), _explain(done)
