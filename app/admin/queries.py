@@ -27,11 +27,7 @@ from app.retries.summary import SummaryRequest, error_summary
 
 # Other executions of the same ramp and trigger key that succeeded (the partial SUCCESS index).
 SAME_TRIGGER_LIMIT = 20
-
-
-class ExecutionNotFound(NotFound):
-    code = "not_found"
-    message = "No execution has this uuid"
+_NO_EXECUTION = "No execution has this uuid"
 
 
 def _read_only(session: Session) -> None:
@@ -74,11 +70,11 @@ def job_page(session_factory: sessionmaker[Session], job_id: str) -> dict:
 
 def execution_detail(session_factory: sessionmaker[Session], execution_uuid: str) -> dict:
     """One execution: its row, ramp, vendor, payload, log, history, project and the successes of
-    its trigger key; ExecutionNotFound (404) for an unknown or malformed uuid."""
+    its trigger key; NotFound (404) for an unknown or malformed uuid."""
     try:
         wanted = uuid.UUID(str(execution_uuid))
     except ValueError:
-        raise ExecutionNotFound() from None
+        raise NotFound(_NO_EXECUTION) from None
     with session_factory() as session, session.begin():
         _read_only(session)
         found = session.execute(
@@ -88,7 +84,7 @@ def execution_detail(session_factory: sessionmaker[Session], execution_uuid: str
             .where(RampExecution.uuid == wanted)
         ).first()
         if found is None:
-            raise ExecutionNotFound()
+            raise NotFound(_NO_EXECUTION)
         execution, ramp, vendor = found
         logs = session.scalars(
             select(ExecutionLog).where(ExecutionLog.execution_id == execution.id).order_by(ExecutionLog.id)

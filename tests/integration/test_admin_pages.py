@@ -254,6 +254,16 @@ def test_an_execution_payload_with_markup_is_shown_as_text(auth_app, session_fac
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
+def test_bar_geometry_keeps_small_values_visible_and_segments_within_the_bar():
+    from app.admin.charts import SCALE, bars, segments
+
+    drawn = bars([{"label": "a", "value": 1}, {"label": "b", "value": 400, "part": 100}, {"label": "c", "value": 0}])
+    assert [(b.label, b.width, b.part_width) for b in drawn] == [("b", SCALE, 250), ("a", 4, 0), ("c", 0, 0)]
+    parts = segments(3, [("success", 1), ("error", 1), ("skipped", 1)])
+    assert [s.x for s in parts] == [0, 333, 666] and sum(s.width for s in parts) <= SCALE
+    assert [s.width for s in segments(0, [("success", 0)])] == [0]
+
+
 # ---- the overview -----------------------------------------------------------------------------
 
 
@@ -420,6 +430,7 @@ def test_jobs_list_and_job_page_show_state_progress_and_events(auth_app, session
     assert re.search(r'data-action="cancel"[^>]*data-from="halted paused queued running"\s*>', page)
     assert "nothing eligible" in done_page
     assert not re.search(r'data-action="(pause|resume|cancel)"[^>]*\s>', done_page)  # all hidden
+    assert re.search(r'<p class="muted" id="control-none"\s*>The job has finished', done_page)
     assert html(client.get("/admin/jobs?state=completed")).count('<tr data-job-id="') == 1
 
 

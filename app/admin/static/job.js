@@ -107,9 +107,17 @@
   }
 
   function renderControls(state) {
+    var moves = byId("control-moves");
+    if (!moves) {
+      return; // a viewer: no controls on the page
+    }
+    var any = false;
     document.querySelectorAll(".control").forEach(function (button) {
       button.hidden = button.dataset.from.split(" ").indexOf(state) < 0;
+      any = any || !button.hidden;
     });
+    moves.hidden = !any;
+    byId("control-none").hidden = any;
   }
 
   function render(job) {
@@ -121,6 +129,7 @@
     banner.className = "banner " + (job.state === "halted" ? "banner-halted" : "banner-info");
     setText("state-reason-title", job.state === "halted" ? "The brake stopped this job" : "Reason");
     setText("state-reason-text", job.state_reason || "");
+    byId("state-reason-hint").hidden = job.state !== "halted";
     setText("p-done", String(p.done));
     setText("p-total", String(p.total));
     setText("p-percent", String(p.total ? Math.round((100 * p.done) / p.total) : 100));
