@@ -179,6 +179,11 @@ def test_sign_in_preview_start_a_job_and_watch_it_finish_live(
         return browser.text("#job-state") == "completed"
 
     browser.wait(lambda: int(browser.text("#p-done")) > 0, timeout=60, message="first replays")
+    browser.wait(
+        lambda: int(browser.text("#p-done")) >= int(rows) // 4 or browser.text("#job-state") != "running",
+        timeout=60,
+        message="a quarter done",
+    )
     if browser.text("#job-state") == "running":
         browser.screenshot(shots / "job-running.png")
     browser.wait(finished, timeout=120, message="job completed")
