@@ -26,6 +26,10 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(retry_jobs_bp)
 
+    from app.admin.views import bp as admin_bp
+
+    app.register_blueprint(admin_bp)
+
     from app.openapi import bp as openapi_bp
 
     app.register_blueprint(openapi_bp)

@@ -4,6 +4,10 @@ Failed sign-ins count per client address (app/auth/throttle.py): a bad state, no
 a refused domain and an unknown user all count; after LIMIT of them in a window the address gets
 429 at /auth/login and /auth/callback until that window has passed. The provider round trip
 (oidc.finish_sign_in) runs outside any transaction, so no connection waits on the network.
+
+`/auth/login?next=/admin/jobs` brings the browser back to that page after sign-in: the path is
+checked by `safe_next_path` (a path on this site, never another host) and kept in the signed
+cookie session across the provider round trip.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,11 +24,37 @@ from app.auth.users import find_user
 
 log = logging.getLogger(__name__)
 
+MAX_NEXT_LENGTH = 2000
+# Sign-in's own steps: going back to one of them after sign-in would start another round trip.
+_NO_RETURN_TO = ("/auth/login", "/auth/callback", "/auth/logout")
+
 
 @dataclass(frozen=True)
 class SignedIn:
     email: str
     sid: uuid.UUID
+
+
+def safe_next_path(value: object) -> str | None:
+    """`value` if it is a path on this site (`/admin/jobs?state=running`), else None.
+
+    Only a relative path that starts with one `/` passes: no scheme (`https:`, `javascript:`), no
+    host (`//evil.example`), no backslash (browsers read `/\\evil.example` as `//evil.example`), no
+    whitespace or control character (browsers drop tabs and newlines, which could join `/` and
+    `/evil.example`), and none of sign-in's own steps.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_NEXT_LENGTH:
+        return None
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return None
+    if parts.path.rstrip("/") in _NO_RETURN_TO:
+        return None
+    return value
 
 
 def _ensure_not_throttled(session_factory: sessionmaker[Session], subject: str) -> None:

@@ -17,19 +17,31 @@ from app.models.identity import ROLE_VIEWER
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
+# Where to go after sign-in, kept in the signed cookie session across the provider round trip.
+NEXT_KEY = "next"
+
+
 @bp.get("/login")
 def login():
-    return signin.begin_sign_in(get_database().session_factory, request.remote_addr)
+    next_path = signin.safe_next_path(request.args.get("next"))
+    response = signin.begin_sign_in(get_database().session_factory, request.remote_addr)
+    if next_path is None:
+        cookie_session.pop(NEXT_KEY, None)  # an unsafe or absent `next` never outlives this login
+    else:
+        cookie_session[NEXT_KEY] = next_path
+    return response
 
 
 @bp.get("/callback")
 def callback():
+    # Checked again on the way out: the cookie may come from an older version of this code.
+    next_path = signin.safe_next_path(cookie_session.get(NEXT_KEY))
     signed_in = signin.complete_sign_in(get_database().session_factory, request.remote_addr)
     # A fresh cookie session (no fixation): only the new sid survives.
     cookie_session.clear()
     cookie_session["sid"] = str(signed_in.sid)
     cookie_session.permanent = True
-    return redirect(url_for("auth.me"))
+    return redirect(next_path or url_for("auth.me"))
 
 
 @bp.post("/logout")
@@ -97,5 +109,6 @@ or it expires.</p>
 pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style>
 </head><body>
 <h1>Signed in</h1>
-<p>You are <strong>{who}</strong> with role <strong>{role}</strong>.</p>{curl}
+<p>You are <strong>{who}</strong> with role <strong>{role}</strong>.</p>
+<p><a href="{escape(url_for("admin.overview"))}">Open the admin page</a></p>{curl}
 </body></html>"""
