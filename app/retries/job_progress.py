@@ -8,6 +8,9 @@ replays in the history (`batch_id` = the job's uuid). Query helpers: the caller 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -20,7 +23,9 @@ RECENT_ERRORS = 20
 
 _PROGRESS_SQL = text(
     """SELECT pr.outcome AS outcome, pr.reason AS reason, count(*) AS n,
-       count(*) FILTER (WHERE pr.done_at > now() - make_interval(secs => :window)) AS recent
+       count(*) FILTER (WHERE pr.done_at > now() - make_interval(secs => :window)) AS recent,
+       min(pr.done_at) FILTER (WHERE pr.done_at > now() - make_interval(secs => :window)) AS first_recent,
+       max(pr.done_at) AS last_done
 FROM or_retry_plan_rows pr
 WHERE pr.plan_id = :plan_id
 GROUP BY pr.outcome, pr.reason"""
@@ -37,14 +42,24 @@ LIMIT :limit"""
 )
 
 
-def progress(session: Session, job: RetryJob) -> tuple[dict, int]:
-    """(the job's `progress`, rows handled in the last RATE_WINDOW_SECONDS)."""
+@dataclass
+class _Recent:
+    rows: int = 0  # handled in the last RATE_WINDOW_SECONDS
+    first: datetime | None = None  # the first of them
+    last: datetime | None = None  # the last row handled at all
+
+
+def progress(session: Session, job: RetryJob) -> tuple[dict, _Recent]:
+    """(the job's `progress`, what it handled lately)."""
     counts = {"success": 0, "error": 0, "skipped": 0}
     by_reason = empty_counts()
-    total = recent = 0
+    total = 0
+    recent = _Recent()
     for row in session.execute(_PROGRESS_SQL, {"plan_id": job.plan_id, "window": RATE_WINDOW_SECONDS}):
         total += row.n
-        recent += row.recent
+        recent.rows += row.recent
+        recent.first = min(filter(None, (recent.first, row.first_recent)), default=None)
+        recent.last = max(filter(None, (recent.last, row.last_done)), default=None)
         if row.outcome is not None:
             counts[row.outcome] += row.n
         if row.outcome == "skipped" and row.reason in by_reason:
@@ -59,12 +74,15 @@ def progress(session: Session, job: RetryJob) -> tuple[dict, int]:
     }, recent
 
 
-def _rate(job: RetryJob, recent: int, now) -> float:
-    if job.started_at is None or recent == 0:
+def _rate(job: RetryJob, recent: _Recent, now) -> float:
+    """Rows per second over the last minute of work: measured from the first row handled in that
+    minute to now while the job runs (a resumed job is not averaged with the time it stood still),
+    or to its last row once it stopped."""
+    if recent.rows == 0 or recent.first is None:
         return 0.0
-    end = job.finished_at or now
-    seconds = min(RATE_WINDOW_SECONDS, max((end - job.started_at).total_seconds(), 1.0))
-    return round(recent / seconds, 2)
+    end = now if job.state == "running" else (recent.last or now)
+    seconds = max((end - recent.first).total_seconds(), 1.0)
+    return round(recent.rows / seconds, 2)
 
 
 def recent_errors(session: Session, job: RetryJob) -> list[dict]:

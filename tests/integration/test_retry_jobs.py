@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import job_engine
 from app.models import RampExecution, RetryJobEvent, WorkflowHistory
@@ -329,3 +329,31 @@ def test_state_changes_are_json_log_lines(client, admin, load, lanes, capsys):
     moves = [(line["action"], line["state"]) for line in lines if line.get("event") == "retry_job.state"]
     assert moves == [("created", "queued"), ("started", "running"), ("completed", "completed")]
     assert {line["job_id"] for line in lines if line.get("event") == "retry_job.state"} == {job["job_id"]}
+
+
+def test_rate_and_eta_count_the_last_minute_of_work_not_the_time_the_job_stood_still(
+    client, admin, load, session_factory
+):
+    load(backlog(40))
+    job = create(client, admin, window()).get_json()
+    with session_factory() as session, session.begin():
+        # Started an hour ago, halted most of that time, resumed: 30 rows in the last 3 seconds.
+        session.execute(
+            text("UPDATE or_retry_jobs SET state = 'running', started_at = now() - interval '1 hour' WHERE uuid = :u"),
+            {"u": job["job_id"]},
+        )
+        session.execute(
+            text(
+                "UPDATE or_retry_plan_rows SET outcome = 'success', done_at = now() - interval '3 seconds'"
+                " + (n.k * interval '0.1 second')"
+                " FROM (SELECT execution_id, row_number() OVER (ORDER BY created_at) AS k FROM or_retry_plan_rows"
+                "       WHERE plan_id = (SELECT plan_id FROM or_retry_jobs WHERE uuid = :u)) n"
+                " WHERE or_retry_plan_rows.execution_id = n.execution_id AND n.k <= 30"
+            ),
+            {"u": job["job_id"]},
+        )
+    running = job_of(client, admin, job["job_id"])
+    assert running["progress"]["done"] == 30
+    # 30 rows over about 3 seconds: about 10/s (over the last minute it would be 0.5, over the hour 0.01).
+    assert running["rate_per_second"] >= 5
+    assert running["eta_seconds"] == pytest.approx(10 / running["rate_per_second"], abs=0.2)
