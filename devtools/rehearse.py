@@ -21,15 +21,23 @@ own commands:
      placeholders filled in (`<plan_token>`, `<job_id>`, `<execution-uuid>`, `<key>`, ...) and the
      production URL replaced by the local service; SQL goes to the scratch database as written, curl
      commands run through bash exactly as printed (a private .curlrc only adds --silent and the
-     status line), and each answer is compared with what the scenario says it must be
-     (devtools/scenarios/*.expected.json) and with what the story has done so far:
-       regression: summary, SQL, preview, a job from the plan (sent twice with its Idempotency-Key),
-         paused, cancelled, a fresh preview and a new job that completes although a worker is
-         killed mid-way; verification SQL; hand-picked rows executed from their plan; dismiss; a
-         payload patch; nothing sent while suppressed, one webhook and email for the patched row;
-       outage: CRM down -> fresh signed triggers fail with integration errors -> a job started too
-         early halts by its brake -> the CRM comes back -> resume -> completed -> the rows it failed
-         are replayed from a hand-picked plan; one signed webhook and one email per success;
+     status line), and so do the command-line client's (`python -m devtools.onramp ...`: its human
+     output read, and the same command with --json where numbers are compared; `drain` in the
+     background at a pseudo-terminal, its question answered "y"); each answer is compared with what
+     the scenario says it must be (devtools/scenarios/*.expected.json), with what the story has done
+     so far, and the client's with what curl and the API show:
+       regression: summary (curl, client, SQL), previews (curl, client), a job from the client's
+         plan (sent twice with its Idempotency-Key), paused, shown and resumed with the client,
+         cancelled; a fresh client preview drained with the client's `drain` to completion although
+         a worker is killed mid-way; verification SQL; hand-picked rows executed from their plan;
+         dismiss; a payload patch; nothing sent while suppressed, one webhook and email for the
+         patched row;
+       outage: CRM down -> fresh signed triggers fail with integration errors -> a `drain` started
+         too early halts by its brake and exits 1 -> the halted job listed and shown -> the CRM
+         comes back -> resume -> paused and cancelled with the client (the CRM flaps) -> a new job
+         from a fresh preview completes -> the rows the first job failed are replayed from a
+         hand-picked plan; one signed webhook and one email per success; the client never prints
+         a credential;
   4. checks the aftermath (history rows, projects, notifications, the mocks, the window, the logs).
 
 A summary table is printed at the end; the exit status is 1 if any check failed (or a runbook

@@ -65,6 +65,18 @@ class Checks:
         )
         self.report.check(f"{when}: SMTP sink got one email per replay", n, self.world.sink.count())
 
+    def client_quiet(self) -> None:
+        """Nothing the command-line client printed, tables, progress lines and errors alike, shows
+        a credential it was given (the API key, its secret) or the session cookie."""
+        printed = "\n".join(self.progress.client_output)
+        values = {name: self.world.values.get(name) for name in ("api_key", "api_secret", "cookie")}
+        shown = sorted(name for name, value in values.items() if value and value in printed)
+        self.report.check(
+            f"client: nothing it printed ({len(self.progress.client_output)} runs) shows a credential",
+            (True, []),
+            (bool(self.progress.client_output), shown),
+        )
+
     def recovery(self) -> None:
         """After everything: history, projects, statuses and notifications in the database, and what
         reached the mocks, against every replay the walk made."""

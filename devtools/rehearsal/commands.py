@@ -2,6 +2,9 @@
 "dismiss_exec", "job_history_sql", ...), read from the command itself (its SQL, or the curl's
 method, path and JSON body), so the runbook's prose and order are free to change.
 
+The command-line client's commands (`python -m devtools.onramp summary ...`) are kinds of their
+own, named after their verb: "cli_summary", "cli_preview", "cli_drain", "cli_job_show", ...
+
 An incident's story asks for steps by kind (`RunbookWalk.run("job_pause")`); a command whose kind
 is generic ("sql", "shell") is run at the end of the story and must merely succeed.
 """
@@ -9,6 +12,7 @@ is generic ("sql", "shell") is run at the end of the story and must merely succe
 from __future__ import annotations
 
 import re
+import shlex
 
 from devtools.rehearsal.common import LONG_RUNNING
 from devtools.rehearsal.runbook import Command
@@ -47,7 +51,29 @@ def classify(cmd: Command, variables: dict[str, str]) -> str:
         return "server"
     if text.startswith("curl"):
         return classify_curl(expand(text, variables))
-    return "shell"
+    return classify_client(text) or "shell"
+
+
+# The client's verbs (devtools/onramp/args.py); another verb is a generic command that must succeed.
+CLIENT_VERBS = frozenset({"summary", "preview", "drain"})
+CLIENT_JOB_VERBS = frozenset({"list", "show", "pause", "resume", "cancel"})
+_CLIENT = re.compile(r"^(\S*/)?python3?\s+-m\s+devtools\.onramp(\s|$)")
+
+
+def classify_client(text: str) -> str | None:
+    """`python -m devtools.onramp jobs pause <job_id> ...` -> "cli_job_pause"; None for anything else."""
+    if not _CLIENT.match(text):
+        return None
+    try:
+        tokens = shlex.split(text.replace("\\\n", " "), comments=True)
+    except ValueError:
+        return None
+    args = tokens[tokens.index("devtools.onramp") + 1 :]
+    if args[:1] and args[0] in CLIENT_VERBS:
+        return f"cli_{args[0]}"
+    if args[:1] == ["jobs"] and args[1:2] and args[1] in CLIENT_JOB_VERBS:
+        return f"cli_job_{args[1]}"
+    return None
 
 
 def classify_sql(text: str) -> str:

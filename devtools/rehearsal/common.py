@@ -22,6 +22,7 @@ BATCH_CAP = 25
 # Paces the rehearsal's jobs run at (the runbook's examples are production paces).
 REGRESSION_PACE = 100.0
 OUTAGE_PACE = 50.0
+GENTLE_PACE = 10.0  # a job started carefully, to be paused, resumed and cancelled while it runs
 WORKERS = 2  # `flask --app wsgi worker` processes per incident
 WORKER_CONCURRENCY = 2
 ADMIN_EMAIL = "oncall@example.com"

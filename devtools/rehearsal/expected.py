@@ -34,6 +34,8 @@ class Progress:
     dismiss_reason: str | None = None
     patch: dict | None = None  # {"uuid", "patch", "before"} of the patched replay
     cut_short: int = 0  # replays a killed worker may have had under way (rolled back, redone)
+    summary: dict | None = None  # the last error-summary answer (curl)
+    client_output: list[str] = field(default_factory=list)  # what every client command printed
 
     def replayed(self, fate: str, success: int, error: int, *, suppressed: bool) -> None:
         """`success` + `error` rows of `fate` were replayed."""

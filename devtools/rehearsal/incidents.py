@@ -1,12 +1,15 @@
 """The two incidents a rehearsal walks through: what each one is (scenario, expected numbers, how
-the runbook's calls are adapted to it) and its story, told with the runbook's own commands.
+the runbook's calls are adapted to it) and its story, told with the runbook's own commands, the
+curl ones and the command-line client's.
 
-regression: size the damage, preview, start a job from the plan, pause it, cancel it, preview
-  again and start over, a worker killed mid-job, the job completes; verify; a few hand-picked
-  rows through retry-batch with a plan; dismiss; a payload patch.
-outage: the CRM is down and fresh triggers fail; a job started too early halts by its brake;
-  the CRM comes back; resume; the job completes; the rows it failed are replayed by hand.
-"""
+regression: size the damage and preview (curl and client), start a job from the client's plan,
+  pause it, look at it with the client, resume it, cancel it; preview again with the client and
+  drain its plan with the client while a worker is killed mid-job, to completion; verify; a few
+  hand-picked rows through retry-batch with a plan; dismiss; a payload patch.
+outage: the CRM is down and fresh triggers fail; a drain started too early halts by its brake
+  (the client exits 1); the client lists and shows the halted job; the CRM comes back; resume;
+  the CRM flaps: pause and cancel with the client; a new job from a fresh preview completes; the
+  rows the first job failed are replayed by hand."""
 
 from __future__ import annotations
 
@@ -21,7 +24,14 @@ import requests
 
 from devtools.mocks import triggers
 from devtools.rehearsal.checks import Checks
-from devtools.rehearsal.common import OUTAGE_PACE, REGRESSION_PACE, SCENARIOS_DIR, WORKER_CONCURRENCY, WORKERS
+from devtools.rehearsal.common import (
+    GENTLE_PACE,
+    OUTAGE_PACE,
+    REGRESSION_PACE,
+    SCENARIOS_DIR,
+    WORKER_CONCURRENCY,
+    WORKERS,
+)
 from devtools.rehearsal.expected import Expected, Progress
 from devtools.rehearsal.report import Report
 from devtools.rehearsal.runbook import Command
@@ -65,24 +75,30 @@ class Rehearsal:
         self.world.setup()
 
     def teardown(self) -> None:
+        self.walk.stop_background()
         self.world.teardown()
 
     def run(self) -> None:
         raise NotImplementedError
 
     def size_and_preview(self) -> None:
+        """Size the damage and preview, with curl and with the client; the client's preview gives the
+        plan the story goes on with."""
         w = self.walk
         w.run_prelude()
         w.run("workers_sql", lanes=WORKERS * LANES)
         w.run("summary")
+        w.run("cli_summary")
         w.run("blast_sql")
         w.run("dry_run", every=True)
+        w.run("cli_preview")
 
     def finish(self) -> None:
         self.walk.run_rest()
         self.checks.recovery()
         self.checks.window_after()
         self.checks.logs()
+        self.checks.client_quiet()
 
 
 class RegressionRehearsal(Rehearsal):
@@ -91,20 +107,25 @@ class RegressionRehearsal(Rehearsal):
         self.checks.auth()
         self.size_and_preview()
 
-        # Start the job, pause it to look at the first replays, then cancel it to start over.
-        first = w.run("job_create", pace=self.incident.pace, suppress=True)
+        # Start a job gently from the client's plan, pause it to look at the first replays, resume it,
+        # then cancel it to start over at a higher pace.
+        first = w.run("job_create", pace=GENTLE_PACE, suppress=True)
         w.run("job_pause")
         w.hold_still("paused")
+        w.run("cli_job_show")
+        w.run("cli_job_resume", goes_on=True)
         w.run("job_cancel")
         w.run("job_events_sql")
         done_first = self.progress.job()["progress"]["success"] if first else 0
 
-        # Start over: a fresh preview (the cancelled job's rows are no longer eligible), a new job.
-        w.run("dry_run", again=True)
-        second = w.run("job_create", again=True, pace=self.incident.pace, suppress=True)
+        # Start over: a fresh preview (the cancelled job's replays are no longer eligible) and its plan
+        # drained with the client, which follows the job to the end although a worker is killed.
+        w.run("cli_preview", again=True)
+        drain = w.run("cli_drain", pace=self.incident.pace, suppress=True)
         killed: list[str] = []
-        final = w.run("job_get", during=self.kill_a_worker_midway(killed), expect_rate=True)
-        if second and final:
+        final = w.run("job_get", during=self.kill_a_worker_midway(killed), expect_rate=True) if drain else None
+        w.end_drain(drain, "completed")
+        if drain and final:
             p = final["progress"]
             r.check(
                 "job completed; its total and the cancelled job's replays add up to the preview",
@@ -175,34 +196,46 @@ class OutageRehearsal(Rehearsal):
         self.crm_goes_down()
         self.world.crm.set_mode("503")  # still down while the on-call starts replaying
 
+        # Drained with the client while the CRM still answers 503, at the runbook's gentle pace: the
+        # brake halts the job in its canary and the drain exits 1.
         self.size_and_preview()
-        w.run("job_create", pace=self.incident.pace, suppress=False)
-        halted = w.run("job_get")
+        drain = w.run("cli_drain", pace=None, suppress=False)
+        w.end_drain(drain, "halted")
+        halted = w.run("job_get") if drain else None
         if halted:
             self.check_brake(halted)
             halted = w.hold_still("halted")
         w.run("job_list", state="halted")
+        w.run("cli_job_list", state="halted")
+        w.run("cli_job_show")
 
+        # The CRM comes back: resume (another canary). It flaps again: pause, and cancel; a new job
+        # from a fresh preview once it is stable.
         self.crm_comes_back()
         w.run("job_resume")
-        final = w.run("job_get")
-        if final:
-            p = final["progress"]
-            r.check(
-                "resumed job completed: every row replayed once, only the canary's failed",
-                ("completed", p["total"], halted["progress"]["error"] if halted else None, 0),
-                (final["state"], p["success"] + p["error"], p["error"], p["skipped"]),
-            )
+        w.run("cli_job_pause")
+        w.hold_still("paused")
+        first = w.run("cli_job_cancel")
         w.run("job_events_sql")
+        w.run("dry_run", again=True)
+        w.run("job_create", pace=self.incident.pace, suppress=False)
+        final = w.run("job_get")
+        if final and first and halted:
+            p, q = final["progress"], first["progress"]
+            r.check(
+                "new job completed; with the cancelled job's, every row replayed once, only the canary failed",
+                ("completed", self.expected.totals()["eligible"], halted["progress"]["error"], 0, 0),
+                (final["state"], q["success"] + q["error"] + p["total"], q["error"], p["error"], p["skipped"]),
+            )
         w.run("job_history_sql")
         w.run("outbox_sql")
         w.run("projects_sql")
 
-        # The rows the job failed while the CRM was down: one more try, by hand.
-        failed = [e["execution_uuid"] for e in (final or {}).get("recent_errors", [])]
+        # The rows the first job failed while the CRM was down: one more try, by hand.
+        failed = [e["execution_uuid"] for e in (first or {}).get("recent_errors", [])]
         r.check(
-            "recent_errors names every row the job failed",
-            (final or {}).get("progress", {}).get("error"),
+            "recent_errors names every row the cancelled job failed",
+            (first or {}).get("progress", {}).get("error"),
             len(set(failed)),
         )
         w.run("hand_picked_dry", uuids=failed, reasons={}, values={"execution_uuid": failed[0] if failed else ""})

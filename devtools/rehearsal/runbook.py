@@ -31,13 +31,13 @@ _PROGRAMS = ("curl", "flask", "make", "psql", ".venv/bin/", "python", "gunicorn"
 
 _INLINE = re.compile(r"`([^`]+)`")
 _INLINE_SQL = re.compile(r"(?is)^\s*(select|with)\b.*;\s*$")
-_INLINE_SHELL = re.compile(r"^\s*(curl\s|flask\s+--app\s+wsgi\s)")
+_INLINE_SHELL = re.compile(r"^\s*(curl\s|flask\s+--app\s+wsgi\s|python3?\s+-m\s+devtools\.onramp\s)")
 
 
 def parse_runbook(path: Path) -> list[Command]:
     """Every command of a markdown runbook, in document order: the commands of fenced ```sql and
     ```sh/bash blocks, and inline `code` that is a whole SQL statement (ending in `;`), a curl
-    call or a `flask --app wsgi` verb."""
+    call, a `flask --app wsgi` verb or a command-line client call (`python -m devtools.onramp`)."""
     lines = path.read_text(encoding="utf-8").splitlines()
     rel = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     found: list[tuple[int, Command]] = []

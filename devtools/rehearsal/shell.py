@@ -1,11 +1,17 @@
-"""Shell commands as a reader would run them, and the curl commands' JSON bodies."""
+"""Shell commands as a reader would run them (in the foreground, or in the background at a
+terminal), the curl commands' JSON bodies and the command-line client's flags."""
 
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import shlex
+import signal
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,3 +89,126 @@ def with_body(command: str, changes: dict[str, Any]) -> str:
         else:
             body[key] = value
     return command[: match.start("arg")] + shlex.quote(json.dumps(body)) + command[match.end("arg") :]
+
+
+# --------------------------------------------------------------------------- client commands
+
+_FLAG_VALUE = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"]+)"""
+
+
+def with_flags(command: str, changes: dict[str, Any]) -> str:
+    """The same command-line client call with some flags changed, in place (the rest stays as
+    printed): a string sets `--flag VALUE` (replaced, or added at the end), None removes the flag
+    and its value, True adds a switch (`--notify`) if it is missing, False removes it."""
+    for flag, value in changes.items():
+        name = re.escape(flag)
+        if value is None:
+            command = re.sub(rf"\s+{name}(?:=|\s+){_FLAG_VALUE}", "", command)
+        elif value is False:
+            command = re.sub(rf"\s+{name}(?!\S)", "", command)
+        elif value is True:
+            if not re.search(rf"(?<!\S){name}(?!\S)", command):
+                command = f"{command.rstrip()} {flag}"
+        else:
+            text = shlex.quote(str(value))
+            pattern = rf"(?<!\S){name}(?:=|\s+){_FLAG_VALUE}"
+            if re.search(pattern, command):
+                command = re.sub(pattern, lambda _m, t=f"{flag} {text}": t, command)
+            else:
+                command = f"{command.rstrip()} {flag} {text}"
+    return command
+
+
+def flag_value(command: str, flag: str) -> str | None:
+    """The value a command gives `flag` (`--reason "CRM flapping"` -> CRM flapping), or None."""
+    tokens = shlex.split(command.replace("\\\n", " "), comments=True)
+    for i, token in enumerate(tokens):
+        if token == flag and i + 1 < len(tokens):
+            return tokens[i + 1]
+        if token.startswith(flag + "="):
+            return token[len(flag) + 1 :]
+    return None
+
+
+def has_flag(command: str, flag: str) -> bool:
+    return flag in shlex.split(command.replace("\\\n", " "), comments=True)
+
+
+class Background:
+    """A command running through bash while the rehearsal goes on (the client's `drain`, which
+    follows its job until it ends). Its stdin can be a pseudo-terminal, so the command sees a
+    person at a terminal and asks its question; `answer` is typed into it."""
+
+    def __init__(self, command: str, env: dict[str, str], answer: str | None = None) -> None:
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._changed = threading.Condition()
+        master = slave = None
+        if answer is not None:
+            master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=slave if slave is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, so a timeout can end all of it
+        )
+        self._master = master
+        if slave is not None:
+            os.close(slave)
+            os.write(master, answer.encode())  # the terminal keeps the line until it is read
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, lines: list[str]) -> None:
+        for line in stream:
+            with self._changed:
+                lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
+        """The first stdout line matching `pattern`, waiting for it; None if the command ended
+        (or `timeout` passed) without one."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.stdout:
+                    found = regex.search(line)
+                    if found:
+                        return found
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not any(r.is_alive() for r in self._readers)):
+                    return None
+                self._changed.wait(min(left, 0.5))
+
+    def finish(self, timeout: float) -> ShellResult:
+        """Wait for the command to end (killing it after `timeout`); what it did."""
+        try:
+            rc = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            rc = 124
+            self.stderr.append(f"timed out after {timeout}s")
+        for reader in self._readers:
+            reader.join(5)
+        self.stop()
+        return ShellResult(rc, "\n".join(self.stdout), "\n".join(self.stderr))
+
+    def stop(self) -> None:
+        """End the command and whatever it started (its own process group), if still running."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        if self._master is not None:
+            os.close(self._master)
+            self._master = None

@@ -61,6 +61,7 @@ class BatchSteps:
             own.json().get("summary", {}).get("eligible") if own.status_code == 200 else f"HTTP {own.status_code}",
             body.get("eligible"),
         )
+        self.progress.summary = body
         return body
 
     # ------------------------------------------------------------------ 2. preview

@@ -1,4 +1,4 @@
-"""The walk's retry-job steps: start a job from the plan (and re-send it with its
+"""The walk's retry-job steps (curl): start a job from the plan (and re-send it with its
 Idempotency-Key), watch it until it stops, pause, resume, cancel, and list jobs by state."""
 
 from __future__ import annotations
@@ -48,11 +48,16 @@ class JobSteps:
             (200, job_id),
             (again.http_status, again.body.get("job_id")),
         )
+        self.register_job(job)
+        return job
+
+    def register_job(self, job: dict) -> None:
+        """A job the story started: the one later steps (`<job_id>`) are about."""
+        job_id = str(job.get("job_id"))
         self.world.values["job_id"] = job_id
         self.progress.jobs[job_id] = job
         self.progress.job_order.append(job_id)
         self.progress.job_moves[job_id] = [("created", None)]
-        return job
 
     def step_job_get(self, cmd, text, *, during=None, timeout: float = 150, expect_rate: bool = False, **_):
         """Watch the job as the runbook says, until it is no longer queued or running; the last answer."""
@@ -117,7 +122,15 @@ class JobSteps:
         return self.move(cmd, text, "resume")
 
     def step_job_cancel(self, cmd, text, **_):
-        job = self.move(cmd, text, "cancel")
+        was = self.world.get_job(self.world.values["job_id"])["state"]
+        return self.cancelled(self.move(cmd, text, "cancel"), was)
+
+    def cancelled(self, job: dict, was: str) -> dict:
+        """The cancelled job, its rows final: a job cancelled while it ran is looked at again once
+        the replays under way at the cancel have finished."""
+        if was in ACTIVE:
+            job = self.hold_still("cancelled")
+            self.progress.jobs[str(job.get("job_id"))] = job
         self.job_finished(job)
         return job
 

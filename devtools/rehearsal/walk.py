@@ -4,7 +4,8 @@ placeholders filled in, and compares the answer with what the incident says.
 
 SQL runs on the scratch database as written; shell commands run through bash as printed (with
 the variables earlier commands set, as in one terminal). The step handlers live in steps_batch.py
-(retry-batch, summary, dismiss), steps_jobs.py (retry jobs) and steps_sql.py (the SQL).
+(retry-batch, summary, dismiss), steps_jobs.py (retry jobs), steps_sql.py (the SQL), and
+steps_cli.py and steps_cli_jobs.py (the command-line client).
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from devtools.rehearsal.common import RehearsalError
 from devtools.rehearsal.expected import Expected, Progress
 from devtools.rehearsal.report import Report, fmt
 from devtools.rehearsal.runbook import Command, Placeholders
-from devtools.rehearsal.shell import ShellResult, run_shell, with_body
+from devtools.rehearsal.shell import Background, ShellResult, run_shell, with_body
 from devtools.rehearsal.steps_batch import BatchSteps
+from devtools.rehearsal.steps_cli import ClientSteps
+from devtools.rehearsal.steps_cli_jobs import ClientJobSteps
 from devtools.rehearsal.steps_jobs import JobSteps
 from devtools.rehearsal.steps_sql import SqlSteps
 from devtools.rehearsal.world import World
 
 
-class RunbookWalk(BatchSteps, JobSteps, SqlSteps):
+class RunbookWalk(BatchSteps, JobSteps, SqlSteps, ClientSteps, ClientJobSteps):
     def __init__(
         self,
         world: World,
@@ -41,6 +44,7 @@ class RunbookWalk(BatchSteps, JobSteps, SqlSteps):
         self.runbook = runbook
         # Shell variables the runbook sets for later commands (`API=$ONRAMP_URL/...`), as in one terminal.
         self.prelude: list[str] = []
+        self.background: list[Background] = []  # commands left running (a drain), ended at teardown
         variables: dict[str, str] = {}
         for cmd in runbook:
             if cmd.kind == "shell" and classify(cmd, {}) == "variable":
@@ -110,6 +114,10 @@ class RunbookWalk(BatchSteps, JobSteps, SqlSteps):
                 self.report.check(self.label(cmd, kind), "runs as printed", str(exc)[:400], False)
                 result = None
         return result
+
+    def stop_background(self) -> None:
+        for command in self.background:
+            command.stop()
 
     def run_prelude(self) -> None:
         """The runbook's shell variables, in document order, before anything else."""

@@ -82,6 +82,8 @@ class World:
             "OIDC_CLIENT_SECRET": OIDC_CLIENT_SECRET,
             "ADMIN_EMAIL_DOMAINS": "example.com",
             "CURL_HOME": str(self.workdir),
+            # Where the command-line client keeps the Idempotency-Keys of unanswered drains.
+            "ONRAMP_STATE_DIR": str(self.workdir / f"onramp-state-{self.incident.name}"),
             "PYTHONUNBUFFERED": "1",
         }
         (self.workdir / ".curlrc").write_text(f'silent\nshow-error\nwrite-out = "\\n{STATUS_MARK} %{{http_code}}\\n"\n')
@@ -234,6 +236,12 @@ class World:
         response = requests.get(f"{self.service.url}{JOBS_PATH}/{job_id}", headers=self.key_headers(), timeout=30)
         if response.status_code != 200:
             raise RehearsalError(f"GET job {job_id}: HTTP {response.status_code} {response.text[:200]}")
+        return response.json()
+
+    def api_get(self, path: str, params: dict | None = None) -> dict:
+        response = requests.get(self.service.url + path, params=params, headers=self.key_headers(), timeout=30)
+        if response.status_code != 200:
+            raise RehearsalError(f"GET {path}: HTTP {response.status_code} {response.text[:200]}")
         return response.json()
 
     def wait_for_deliveries(self, timeout: float = 15.0) -> int:
