@@ -184,7 +184,10 @@ def claim_next(session: Session, request: RetryRequest, *, after: tuple[datetime
 
 def claim_plan_row_sql(*, after: bool) -> str:
     # Any row of the plan not handled yet, eligible or not: the re-check under the lock decides,
-    # and an ineligible row is recorded as skipped with its reason.
+    # and an ineligible row is recorded as skipped with its reason. The plan row is locked too: a
+    # lane whose snapshot predates another lane's commit re-reads the locked rows' latest versions
+    # before taking them, and only a locked plan row shows its fresh `outcome` there, so a row
+    # handled a moment ago is passed over instead of being claimed (and reported) a second time.
     keyset = "\n  AND (pr.created_at, pr.execution_id) > (:after_created_at, :after_id)" if after else ""
     return f"""SELECT {ROW_COLUMNS.format(uuid_column="e.uuid")},
     NULL AS detail
@@ -192,7 +195,7 @@ def claim_plan_row_sql(*, after: bool) -> str:
 WHERE pr.plan_id = :plan_id AND pr.outcome IS NULL{keyset}
 ORDER BY {PLAN_ORDER}
 LIMIT 1
-FOR UPDATE OF e SKIP LOCKED"""
+FOR UPDATE OF e, pr SKIP LOCKED"""
 
 
 def claim_plan_row(

@@ -8,11 +8,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from app.models import RampExecution, RetryBatch, RetryPlan, RetryPlanRow, WorkflowHistory
 from app.models.base import utcnow
+from app.retries import eligibility
 from app.retries.batch import retry_batch
+from app.retries.filters import bind_params
 from app.retries.schemas import RetryBatchRequestSchema
 from tests.support.retry_scenarios import (
     ADMIN_ACTOR,
@@ -217,3 +219,32 @@ def test_two_callers_executing_one_plan_replay_each_row_once(load, session_facto
         ).all()
     assert len(per_row) == 60 and {n for _, n in per_row} == {1}
     assert set(statuses(session_factory).values()) == {("SUCCESS", 1)}
+
+
+def test_a_plan_row_handled_after_a_claims_snapshot_is_not_claimed_again(
+    load, session_factory, make_engine_for, config
+):
+    """A lane's claim reads the plan in its statement's snapshot and locks as it walks: a row
+    another lane replayed and committed in between must not be handed out a second time.
+
+    A cursor makes that gap wide and deterministic: its snapshot is taken at DECLARE, its row
+    locks at FETCH, exactly as inside one claim statement that reaches a row after the row's
+    replay committed.
+    """
+    load(backlog(2))
+    dry = retry_batch(session_factory, RetryBatchRequestSchema().load(window()), ADMIN_ACTOR, config=config)
+    with session_factory() as session, session.begin():
+        plan_id = session.scalar(select(RetryPlan.id).where(RetryPlan.token == dry.plan_token))
+    late_engine, _ = make_engine_for(pool_size=1, max_overflow=0)
+    with late_engine.connect() as late:
+        late.execute(text("BEGIN"))
+        params = bind_params(RetryBatchRequestSchema().load(window()), plan_id)
+        late.execute(text(f"DECLARE late_claim CURSOR FOR {eligibility.claim_plan_row_sql(after=False)}"), params)
+        # Meanwhile another caller executes the whole plan and commits.
+        request = RetryBatchRequestSchema().load(
+            {"plan_token": dry.plan_token, "dry_run": False, "suppress_notifications": True}
+        )
+        assert retry_batch(session_factory, request, ADMIN_ACTOR, config=config).summary.success == 2
+        claimed = late.execute(text("FETCH 1 FROM late_claim")).mappings().first()
+        late.execute(text("ROLLBACK"))
+    assert claimed is None, f"claimed {claimed['execution_uuid']} again after its replay committed"
