@@ -134,8 +134,14 @@ def explain_statements(url: str, captured: list) -> list[dict]:
         with common.connect(url) as conn, conn.cursor() as cur:
             for command in setup:
                 cur.execute(command)
+            if "INSERT INTO or_retry_plan_rows" in body:
+                # EXPLAIN ANALYZE really writes: the captured dry run's plan rows are already
+                # there (same plan id), so start from no plan rows, in this rolled-back transaction.
+                cur.execute("DELETE FROM or_retry_plan_rows")
+            cur.execute("SAVEPOINT explained")
             cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement)
             plan = cur.fetchone()[0][0]
+            cur.execute("ROLLBACK TO SAVEPOINT explained")
             cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
             text_plan = "\n".join(r[0] for r in cur.fetchall())
             conn.rollback()
