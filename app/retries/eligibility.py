@@ -18,6 +18,7 @@ loops over rows.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import text
@@ -39,6 +40,7 @@ from app.retries.filters import (
     scope,
 )
 from app.retries.schemas import RetryRequest
+from app.workflow.trigger_keys import TRY_TRIGGER_KEY_SQL
 
 # JIT compilation costs about a second on the whole-scope statements and saves nothing on
 # queries that are index probes per row. SET LOCAL ends with the transaction.
@@ -152,14 +154,35 @@ def claim_next_sql(request: RetryRequest, *, after: bool) -> str:
     keyset = "\n  AND (e.created_at, e.id) > (:after_created_at, :after_id)" if after else ""
     # Walks ix_or_ramp_executions_error_created_at in (created_at, id) order through nested
     # loops and stops at the first eligible row nobody holds: no sort, no pass over the scope.
-    return f"""SELECT {ROW_COLUMNS.format(uuid_column=found.uuid_column)},
+    return _taking_trigger_key(f"""SELECT {ROW_COLUMNS.format(uuid_column=found.uuid_column)},
     NULL AS detail
 {found.source}
 WHERE {found.where}
   AND {eligible_predicate()}{keyset}
 ORDER BY {found.order}
 LIMIT 1
-FOR UPDATE OF e SKIP LOCKED"""
+FOR UPDATE OF e SKIP LOCKED""")
+
+
+def _taking_trigger_key(claim_sql: str) -> str:
+    # The claim also tries the row's (ramp, trigger key) lock, in the same round trip. Outside the
+    # locking statement: inside it, the select list is computed for rows the lock then skips.
+    return f"""WITH claimed AS MATERIALIZED (
+{claim_sql}
+)
+SELECT claimed.*,
+    claimed.trigger_key IS NULL OR {TRY_TRIGGER_KEY_SQL.format(ramp_id="claimed.ramp_id", key="claimed.trigger_key")}
+        AS key_taken
+FROM claimed"""
+
+
+def _claimed(row) -> ScopedRow | None:
+    """The claimed row, None if there was none; `key_taken` False: someone runs its trigger key."""
+    if row is None:
+        return None
+    fields = dict(row)
+    key_taken = fields.pop("key_taken")
+    return replace(ScopedRow(**fields), key_taken=key_taken)
 
 
 def _keyset(params: dict, after: tuple[datetime, int] | None) -> dict:
@@ -178,8 +201,9 @@ def claim_next(session: Session, request: RetryRequest, *, after: tuple[datetime
     sql = claim_next_sql(request, after=after is not None)
     # A generic plan: the claim walks the scope index in order and stops at the first free
     # eligible row, whatever the values; re-planning it per row cost more than running it.
-    row = execute_prepared(session, "retry_claim", sql, params, PARAM_TYPES, generic_plan=True).mappings().first()
-    return ScopedRow(**row) if row is not None else None
+    return _claimed(
+        execute_prepared(session, "retry_claim", sql, params, PARAM_TYPES, generic_plan=True).mappings().first()
+    )
 
 
 def claim_plan_row_sql(*, after: bool) -> str:
@@ -189,13 +213,13 @@ def claim_plan_row_sql(*, after: bool) -> str:
     # before taking them, and only a locked plan row shows its fresh `outcome` there, so a row
     # handled a moment ago is passed over instead of being claimed (and reported) a second time.
     keyset = "\n  AND (pr.created_at, pr.execution_id) > (:after_created_at, :after_id)" if after else ""
-    return f"""SELECT {ROW_COLUMNS.format(uuid_column="e.uuid")},
+    return _taking_trigger_key(f"""SELECT {ROW_COLUMNS.format(uuid_column="e.uuid")},
     NULL AS detail
 {PLAN_SOURCE}{joins(ordered=True)}
 WHERE pr.plan_id = :plan_id AND pr.outcome IS NULL{keyset}
 ORDER BY {PLAN_ORDER}
 LIMIT 1
-FOR UPDATE OF e, pr SKIP LOCKED"""
+FOR UPDATE OF e, pr SKIP LOCKED""")
 
 
 def claim_plan_row(
@@ -204,8 +228,9 @@ def claim_plan_row(
     """Lock and return the plan's oldest row not handled yet after `after` that nobody holds."""
     params = _keyset(bind_params(request, plan_id), after)
     sql = claim_plan_row_sql(after=after is not None)
-    row = execute_prepared(session, "plan_claim", sql, params, PARAM_TYPES, generic_plan=True).mappings().first()
-    return ScopedRow(**row) if row is not None else None
+    return _claimed(
+        execute_prepared(session, "plan_claim", sql, params, PARAM_TYPES, generic_plan=True).mappings().first()
+    )
 
 
 def recheck_sql() -> str:

@@ -197,6 +197,7 @@ class ScopedRow:
     workflow_version_drift: bool
     reason: str | None
     detail: str | None
+    key_taken: bool | None = None  # set by the claims: whether this transaction holds the trigger key
 
 
 def bind_params(request: RetryRequest, plan_id: int | None = None) -> dict:

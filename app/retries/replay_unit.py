@@ -40,7 +40,6 @@ from app.retries.schemas import RetryRequest
 from app.workflow.errors import describe
 from app.workflow.log import append_log
 from app.workflow.runner import RunResult, run_execution
-from app.workflow.trigger_keys import try_trigger_key
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +185,7 @@ class _Done:
 
 def _replay_claimed(session: Session, ctx: ReplayContext, source: RowSource, row: ScopedRow) -> _Done:
     """Under the row lock: the trigger key, the re-check, the run, the history and the outcome."""
-    if row.trigger_key is not None and not try_trigger_key(session, row.ramp_id, row.trigger_key):
+    if row.trigger_key is not None and not row.key_taken:
         log.info("batch %s: %s left alone, its trigger key is running elsewhere", ctx.batch_id, row.execution_uuid)
         return _Done("busy")
     reason, detail = eligibility.recheck(session, ctx.request, row.id)

@@ -40,6 +40,11 @@ def _lock_key(ramp_id: int, trigger_key: str) -> str:
     return f"trigger:{ramp_id}:{trigger_key}"
 
 
+# The same try as `try_trigger_key`, for a statement that already has the row (the retry claims
+# take it in their own round trip): the key text must match `_lock_key` character for character.
+TRY_TRIGGER_KEY_SQL = "pg_try_advisory_xact_lock(hashtextextended('trigger:' || {ramp_id} || ':' || {key}, 0))"
+
+
 def wait_for_trigger_key(session: Session, ramp_id: int, trigger_key: str) -> None:
     """Block until no other transaction runs this ramp and key (bounded by `lock_timeout`)."""
     session.connection().execute(_WAIT, {"lock_key": _lock_key(ramp_id, trigger_key)})
