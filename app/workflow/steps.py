@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from app.models import Account, CrmIntegration, ObjectEntityId, Project, Ramp, RampExecution
@@ -42,8 +42,29 @@ _FIND_ACCOUNT = (
         ObjectEntityId.archived_at.is_(None),
     )
 )
-_INSERT_ACCOUNT = insert(Account).returning(Account.id, Account.uuid, Account.name)
-_INSERT_LINK = insert(ObjectEntityId)
+
+
+# A new account and its live link in one statement (one round trip): the link is inserted from
+# the account row the first insert returns.
+def _insert_account_and_link():
+    account = (
+        insert(Account)
+        .values(vendor_id=bindparam("vendor_id"), name=bindparam("name"))
+        .returning(Account.id, Account.uuid, Account.name)
+        .cte("new_account")
+    )
+    link = (
+        insert(ObjectEntityId)
+        .from_select(
+            ["vendor_id", "account_id", "object_type", "external_id", "created_at"],
+            select(bindparam("vendor_id"), account.c.id, literal("company"), bindparam("external_id"), func.now()),
+        )
+        .cte("new_link")
+    )
+    return select(account.c.id, account.c.uuid, account.c.name).add_cte(link)
+
+
+_INSERT_ACCOUNT_AND_LINK = _insert_account_and_link()
 _INSERT_PROJECT = insert(Project).returning(Project.id, Project.uuid, Project.name, Project.account_id)
 
 
@@ -126,11 +147,9 @@ def find_or_create_account(ctx: StepContext) -> str:
     if account is not None:
         ctx.state["account"] = account
         return f"reused account {account.uuid} for company {external_id}"
-    account = connection.execute(_INSERT_ACCOUNT, {"vendor_id": vendor_id, "name": name}).one()
-    connection.execute(
-        _INSERT_LINK,
-        {"vendor_id": vendor_id, "account_id": account.id, "object_type": "company", "external_id": external_id},
-    )
+    account = connection.execute(
+        _INSERT_ACCOUNT_AND_LINK, {"vendor_id": vendor_id, "name": name, "external_id": external_id}
+    ).one()
     ctx.state["account"] = account
     return f"created account {account.uuid} for company {external_id}"
 

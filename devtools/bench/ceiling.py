@@ -5,14 +5,15 @@
 Each client is a separate process with its own psycopg2 connection, looping over transactions that
 issue the same statements as one replay of the retry endpoint, with no ORM and no HTTP:
 
-  1. claim the next eligible row of the incident window (FOR UPDATE OF e SKIP LOCKED), re-check
+  1. claim the next eligible row of the incident window (FOR UPDATE OF e SKIP LOCKED, taking its
+     trigger key in the same statement), re-check
      it and load it with its ramp, version and integration; with `--claim endpoint` (default)
      these are the endpoint's own statements (taken from app.retries, prepared per connection
      as the endpoint does) inside a SAVEPOINT around the steps; with `--claim simple`, a bare
      `status = 'ERROR'` claim of the oldest row and no re-check, load or savepoint (the ceiling
      reported before 2026-11-23);
   2. pg_advisory_xact_lock on the CRM object, find the account through its live entity link, or
-     insert account + link;
+     insert account + link (one statement);
   3. insert the project; 4. insert the two outbox rows (webhook + email, suppressed);
   5. insert three log rows; 6. insert one WORKFLOW_HISTORY_ACTION_REPLAYED row;
   7. update the execution (SUCCESS, replay_attempts + 1); commit.
@@ -58,12 +59,16 @@ SELECT a.id, a.uuid, a.name FROM or_accounts a
 JOIN or_object_entity_ids o ON o.account_id = a.id
 WHERE o.vendor_id = %s AND o.object_type = 'company' AND o.external_id = %s AND o.archived_at IS NULL
 """
-INSERT_ACCOUNT_SQL = """
-INSERT INTO or_accounts (uuid, vendor_id, name, created_at) VALUES (%s, %s, %s, now()) RETURNING id
-"""
-INSERT_LINK_SQL = """
-INSERT INTO or_object_entity_ids (vendor_id, account_id, object_type, external_id, created_at)
-VALUES (%s, %s, 'company', %s, now())
+# Account and link in one statement, as app/workflow/steps.py sends them.
+INSERT_ACCOUNT_AND_LINK_SQL = """
+WITH new_account AS (
+    INSERT INTO or_accounts (uuid, vendor_id, name, created_at) VALUES (%(uuid)s, %(vendor_id)s, %(name)s, now())
+    RETURNING id
+), new_link AS (
+    INSERT INTO or_object_entity_ids (vendor_id, account_id, object_type, external_id, created_at)
+    SELECT %(vendor_id)s, new_account.id, 'company', %(external_id)s, now() FROM new_account
+)
+SELECT id FROM new_account
 """
 INSERT_PROJECT_SQL = """
 INSERT INTO or_projects (uuid, vendor_id, account_id, execution_id, name, created_at)
@@ -177,9 +182,11 @@ def replay_one(cur, window: dict, batch_id: str, endpoint: EndpointClaim | None 
     account = cur.fetchone()
     if account is None:
         account_uuid = str(uuid.uuid4())
-        cur.execute(INSERT_ACCOUNT_SQL, (account_uuid, vendor_id, name))
+        cur.execute(
+            INSERT_ACCOUNT_AND_LINK_SQL,
+            {"uuid": account_uuid, "vendor_id": vendor_id, "name": name, "external_id": external_id},
+        )
         account_id = cur.fetchone()[0]
-        cur.execute(INSERT_LINK_SQL, (vendor_id, account_id, external_id))
     else:
         account_id, account_uuid, _ = account
     project_uuid = str(uuid.uuid4())
