@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -42,9 +42,10 @@ class RetryPlanRow(Base):
     """One execution of a plan. The primary key's order is the order rows are replayed in (oldest
     first), so the claim walks it and stops at the first free row.
 
-    No foreign key to the execution: dry runs write thousands of these rows in one statement and
-    a per-row constraint check would be most of that cost; executions are never deleted, and the
-    claim joins the execution anyway.
+    No foreign keys, to the execution or to the plan: dry runs write thousands of these rows in one
+    statement and the per-row constraint checks were a large share of that cost. Executions are
+    never deleted (and the claim joins the execution anyway); a plan's rows are written in the
+    plan's own transaction and deleted with it (`app.retries.plans.delete_expired`).
     """
 
     __tablename__ = "or_retry_plan_rows"
@@ -54,9 +55,7 @@ class RetryPlanRow(Base):
         Index("ix_or_retry_plan_rows_done_at", "plan_id", "done_at", postgresql_where=text("done_at IS NOT NULL")),
     )
 
-    plan_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("or_retry_plans.id", ondelete="CASCADE"), primary_key=True
-    )
+    plan_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     execution_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # NULL: not handled yet. success / error: replayed; skipped: ineligible when re-checked.

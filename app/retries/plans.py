@@ -132,7 +132,14 @@ def set_total(session: Session, plan: RetryPlan, total: int) -> None:
 
 
 def delete_expired(session: Session, *, now: datetime | None = None) -> int:
-    """Delete plans past their expiry that no retry job runs on (their rows go with them)."""
+    """Delete plans past their expiry that no retry job runs on, and their rows (one statement:
+    plan rows have no foreign key to cascade through)."""
     owned_by_job = exists().where(RetryJob.plan_id == RetryPlan.id)
-    result = session.execute(delete(RetryPlan).where(RetryPlan.expires_at <= (now or utcnow()), ~owned_by_job))
-    return result.rowcount
+    gone = (
+        delete(RetryPlan)
+        .where(RetryPlan.expires_at <= (now or utcnow()), ~owned_by_job)
+        .returning(RetryPlan.id)
+        .cte("gone")
+    )
+    rows = delete(RetryPlanRow).where(RetryPlanRow.plan_id.in_(select(gone.c.id))).cte("gone_rows")
+    return len(session.execute(select(gone.c.id).add_cte(rows)).all())

@@ -10,11 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
-from app.models import RampExecution, RetryBatch, RetryPlan, RetryPlanRow, WorkflowHistory
+from app.models import RampExecution, RetryBatch, RetryJob, RetryPlan, RetryPlanRow, WorkflowHistory
 from app.models.base import utcnow
 from app.retries import eligibility
 from app.retries.batch import retry_batch
 from app.retries.filters import bind_params
+from app.retries.plan_expiry import expire_plans
 from app.retries.schemas import RetryBatchRequestSchema
 from tests.support.retry_scenarios import (
     ADMIN_ACTOR,
@@ -248,3 +249,35 @@ def test_a_plan_row_handled_after_a_claims_snapshot_is_not_claimed_again(
         claimed = late.execute(text("FETCH 1 FROM late_claim")).mappings().first()
         late.execute(text("ROLLBACK"))
     assert claimed is None, f"claimed {claimed['execution_uuid']} again after its replay committed"
+
+
+def test_expired_plans_and_their_rows_are_deleted_but_not_a_running_jobs_plan(client, admin, load, session_factory):
+    load(backlog(6))
+    kept = preview(client, admin)["plan_token"]
+    expired = preview(client, admin)["plan_token"]
+    response = client.post("/api/ramps/executions/retry-jobs", json=window(suppress_notifications=True), headers=admin)
+    assert response.status_code == 202, response.get_json()
+    with session_factory() as session, session.begin():
+        job_plan = session.scalar(
+            select(RetryJob.plan_id).where(RetryJob.uuid == uuid.UUID(response.get_json()["job_id"]))
+        )
+        ids = dict(session.execute(select(RetryPlan.token, RetryPlan.id)).all())
+        # The periodic task's clock is the database's; age two plans past their 24 hours.
+        session.execute(
+            update(RetryPlan)
+            .where(RetryPlan.id.in_([ids[expired], job_plan]))
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+
+    assert expire_plans(session_factory) == 1
+
+    with session_factory() as session, session.begin():
+        plans_left = set(session.scalars(select(RetryPlan.id)))
+        rows_left = dict(
+            session.execute(select(RetryPlanRow.plan_id, func.count()).group_by(RetryPlanRow.plan_id)).all()
+        )
+    assert ids[expired] not in plans_left and ids[expired] not in rows_left
+    assert {ids[kept], job_plan} <= plans_left
+    assert rows_left[ids[kept]] == 6 and rows_left[job_plan] == 6
+    # The token of the deleted plan now reads as unknown, not as a plan with no rows.
+    assert on_plan(client, admin, expired).status_code == 404
