@@ -3,7 +3,7 @@
 from app.models.accounts import Account, ObjectEntityId, Project
 from app.models.audit import RetryBatch
 from app.models.base import Base
-from app.models.executions import ExecutionLog, RampExecution, WorkflowHistory
+from app.models.executions import ExecutionLog, RampExecution, SupersededExecution, WorkflowHistory
 from app.models.identity import ApiKey, AuthThrottle, User, UserSession
 from app.models.jobs import RetryJob, RetryJobEvent
 from app.models.outbox import Notification
@@ -23,6 +23,7 @@ __all__ = [
     "Project",
     "Ramp",
     "RampExecution",
+    "SupersededExecution",
     "RampVersion",
     "RetryBatch",
     "RetryJob",

@@ -113,3 +113,21 @@ class WorkflowHistory(Base):
     # outcome, error, suppress_notifications, force_retry, workflow_version, version drift ...
     details: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class SupersededExecution(Base):
+    """An execution with a later SUCCESS of the same ramp and trigger key (`superseded_by_uuid`,
+    the first one): the `duplicate_trigger_succeeded` reason, read by one primary-key probe.
+
+    Written only by the database: row triggers on `or_ramp_executions` (migration
+    0007_superseded_marker) keep it in the same transaction as the change that makes it true or
+    false, so the re-check under the row lock sees a success exactly when it sees its marker.
+    """
+
+    __tablename__ = "or_superseded_executions"
+    __table_args__ = (Index("ix_or_superseded_executions_ramp_trigger", "ramp_id", "trigger_key"),)
+
+    execution_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ramp_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    trigger_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    superseded_by_uuid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)

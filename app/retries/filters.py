@@ -155,12 +155,7 @@ LEFT JOIN LATERAL (
     SELECT linked.id, linked.uuid FROM or_projects linked WHERE linked.execution_id = e.id LIMIT 1
 ) p ON TRUE
 LEFT JOIN LATERAL (
-    SELECT later.uuid FROM or_ramp_executions later
-    WHERE e.trigger_key IS NOT NULL
-      AND later.ramp_id = e.ramp_id AND later.trigger_key = e.trigger_key
-      AND later.status_code = 'SUCCESS' AND later.created_at > e.created_at
-    ORDER BY later.created_at
-    LIMIT 1
+    SELECT marker.superseded_by_uuid AS uuid FROM or_superseded_executions marker WHERE marker.execution_id = e.id
 ) dup ON TRUE
 CROSS JOIN LATERAL (
     SELECT {reason_case(plan_done)} AS reason
