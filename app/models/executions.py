@@ -43,6 +43,13 @@ class RampExecution(Base):
             "created_at",
             postgresql_where=text("status_code = 'SUCCESS'"),
         ),
+        # The superseded-marker triggers (migration 0007) recompute the rows of one ramp and key.
+        Index(
+            "ix_or_ramp_executions_ramp_trigger",
+            "ramp_id",
+            "trigger_key",
+            postgresql_where=text("trigger_key IS NOT NULL"),
+        ),
         Index("ix_or_ramp_executions_vendor_created_at", "vendor_id", "created_at"),
         Index("ix_or_ramp_executions_ramp_created_at", "ramp_id", "created_at"),
     )

@@ -120,6 +120,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("execution_id", name=op.f("pk_or_superseded_executions")),
     )
     op.create_index("ix_or_superseded_executions_ramp_trigger", "or_superseded_executions", ["ramp_id", "trigger_key"])
+    # The triggers recompute one key's rows: find them without walking the ramp's whole history.
+    op.create_index(
+        "ix_or_ramp_executions_ramp_trigger",
+        "or_ramp_executions",
+        ["ramp_id", "trigger_key"],
+        postgresql_where=sa.text("trigger_key IS NOT NULL"),
+    )
     op.execute(FUNCTIONS)
     op.execute(REBUILD)
     op.execute(TRIGGERS)
@@ -134,3 +141,4 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION or_mark_superseded_group(bigint, text)")
     op.drop_index("ix_or_superseded_executions_ramp_trigger", table_name="or_superseded_executions")
     op.drop_table("or_superseded_executions")
+    op.drop_index("ix_or_ramp_executions_ramp_trigger", table_name="or_ramp_executions")
