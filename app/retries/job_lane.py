@@ -46,27 +46,32 @@ _START_SQL = text(
     "UPDATE or_retry_jobs SET state = 'running', started_at = coalesce(started_at, now()), updated_at = now()"
     " WHERE id = :job_id AND state = 'queued' RETURNING id"
 )
-# The next slot of the shared schedule: one slot per replay, 1/rate seconds apart, never in the
-# past (an idle job does not save up a burst). Losing a reservation in a crash costs one slot, so
-# this tiny transaction does not wait for its commit to reach the disk.
+# One round trip before every replay: the brake's count and the next pace slot.
+#  * The brake: the job's last `halt_window` replays since its window last started (the row a
+#    lane just replayed is committed, so it counts).
+#  * The slot: one per replay, 1/rate seconds apart over every lane and worker, never in the past
+#    (an idle job does not save up a burst).
+# Losing a reservation in a crash costs one slot, so this transaction does not wait for its commit
+# to reach the disk, unless it halts the job (see `_reserve_slot`).
 _RESERVE_SQL = text(
-    """UPDATE or_retry_jobs
+    """SET LOCAL synchronous_commit = off;
+WITH brake AS (
+    SELECT count(*) AS n, count(*) FILTER (WHERE w.outcome = 'error') AS failed
+    FROM (
+        SELECT h.details->>'outcome' AS outcome
+        FROM or_workflow_history h
+        WHERE h.batch_id = :job_uuid AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED'
+          AND h.id > (SELECT brake_after_history_id FROM or_retry_jobs WHERE id = :job_id)
+        ORDER BY h.id DESC
+        LIMIT :window
+    ) w
+)
+UPDATE or_retry_jobs
 SET pace_next_at = greatest(coalesce(pace_next_at, clock_timestamp()), clock_timestamp())
                    + make_interval(secs => 1.0 / max_replays_per_second)
+FROM brake
 WHERE id = :job_id AND state = 'running'
-RETURNING pace_next_at - make_interval(secs => 1.0 / max_replays_per_second) AS slot"""
-)
-# The job's last `halt_window` replays since the brake's window last started.
-_WINDOW_SQL = text(
-    """SELECT count(*) AS n, count(*) FILTER (WHERE w.outcome = 'error') AS failed
-FROM (
-    SELECT h.details->>'outcome' AS outcome
-    FROM or_workflow_history h
-    WHERE h.batch_id = :job_uuid AND h.action = 'WORKFLOW_HISTORY_ACTION_REPLAYED'
-      AND h.id > (SELECT brake_after_history_id FROM or_retry_jobs WHERE id = :job_id)
-    ORDER BY h.id DESC
-    LIMIT :window
-) w"""
+RETURNING pace_next_at - make_interval(secs => 1.0 / max_replays_per_second) AS slot, brake.n, brake.failed"""
 )
 _HALT_SQL = text(
     "UPDATE or_retry_jobs SET state = 'halted', state_reason = :reason, updated_at = now()"
@@ -140,9 +145,9 @@ def run_lane(
         if should_abort():
             return "aborted"
         try:
-            slot = _reserve_slot(session_factory, job.id)
-            if slot is None:
-                return "stopped"
+            slot = _reserve_slot(session_factory, job)
+            if slot in ("stopped", "halted"):
+                return slot
             waited = _wait_until(slot, should_abort, lambda: _is_running(session_factory, job.id), sleep)
             if waited != "ready":
                 return waited
@@ -150,8 +155,6 @@ def run_lane(
             if step is None:
                 return "completed" if _complete_if_drained(session_factory, job) else "drained"
             after = step.position
-            if step.outcome in ("success", "error") and _brake(session_factory, job):
-                return "halted"
             waited_for_database = 0.0
         except Stopped:
             return "stopped"
@@ -184,10 +187,21 @@ def _start(session_factory, job_uuid: uuid.UUID) -> RetryJob | None:
         return job
 
 
-def _reserve_slot(session_factory, job_id: int) -> datetime | None:
+def _reserve_slot(session_factory, job: RetryJob) -> datetime | str:
+    """The start of this lane's next replay slot; "halted" when the brake trips (the job halts in
+    the same transaction), "stopped" when the job no longer runs."""
+    halted_by_us = None
     with session_factory() as session, session.begin():
-        session.execute(text("SET LOCAL synchronous_commit = off"))
-        return session.execute(_RESERVE_SQL, {"job_id": job_id}).scalar()
+        params = {"job_id": job.id, "job_uuid": job.uuid, "window": job.halt_window}
+        reserved = session.execute(_RESERVE_SQL, params).first()
+        if reserved is None:
+            return "stopped"
+        if reserved.failed <= brake_limit(job):
+            return reserved.slot
+        halted_by_us = _halt(session, job, failed=reserved.failed, n=reserved.n)
+    if halted_by_us is not None:
+        _report_halt(job, halted_by_us)  # after the commit: the halt is a fact by now
+    return "halted"
 
 
 def _wait_until(slot: datetime, should_abort, still_running, sleep) -> str:
@@ -213,19 +227,17 @@ def _is_running(session_factory, job_id: int) -> bool:
         return session.execute(_STATE_SQL, {"job_id": job_id}).scalar() == "running"
 
 
-def _brake(session_factory, job: RetryJob) -> bool:
-    """Halt the job when more than floor(rate * window) of its last `window` replays failed."""
-    with session_factory() as session, session.begin():
-        window = session.execute(_WINDOW_SQL, {"job_uuid": job.uuid, "job_id": job.id, "window": job.halt_window}).one()
-        if window.failed <= brake_limit(job):
-            return False
-        reason = brake_reason(window.failed, window.n, job)
-        if session.execute(_HALT_SQL, {"job_id": job.id, "reason": reason}).first() is None:
-            return True  # someone else moved it first (another lane's brake, a pause)
-        job.state = "halted"
-        record_event(session, job, "halted", actor=None, reason=reason, failed=window.failed, replays=window.n)
-    _report_halt(job, reason)
-    return True
+def _halt(session: Session, job: RetryJob, *, failed: int, n: int) -> str | None:
+    """The brake: more than floor(rate * window) of the job's last `window` replays failed. The
+    reason, or None when someone else moved the job first (another lane's brake, a pause)."""
+    reason = brake_reason(failed, n, job)
+    # A halt is an operator-visible decision: its commit waits for the disk after all.
+    session.execute(text("SET LOCAL synchronous_commit = on"))
+    if session.execute(_HALT_SQL, {"job_id": job.id, "reason": reason}).first() is None:
+        return None
+    job.state = "halted"
+    record_event(session, job, "halted", actor=None, reason=reason, failed=failed, replays=n)
+    return reason
 
 
 def _complete_if_drained(session_factory, job: RetryJob) -> bool:
