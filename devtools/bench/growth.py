@@ -75,25 +75,35 @@ def scope_windows(url: str, meta: dict) -> dict:
     return out
 
 
-def reference_figures(url: str, args, result: dict) -> tuple[dict | None, str]:
-    """The bench database's incident figures: this run's if it measured them, else the newest
-    result file (latest.json first) of a run on the same database holding them."""
-    if "dry_runs" in result and result.get("execute"):
-        return result, "this run"
+def reference_figures(url: str, result: dict) -> tuple[dict, dict]:
+    """The bench database's incident figures (`dry_runs`, `execute`, `generation`): each from this
+    run if it measured it, else from the newest result file (latest.json first) of a run on the
+    same database holding it; and where each came from."""
+    reference: dict = {}
+    sources: dict = {}
     paths = [common.RESULTS_DIR / "latest.json"] + sorted(common.RESULTS_DIR.glob("bench-*.json"), reverse=True)
+    candidates = [("this run", result)]
     for path in paths:
         try:
-            old = json.loads(path.read_text())
+            candidates.append((path.name, json.loads(path.read_text())))
         except (OSError, ValueError):
             continue
-        if old.get("database") == redacted(url) and "incident" in old.get("dry_runs", {}) and old.get("execute"):
-            return old, path.name
-    return None, "none found"
+    for source, old in candidates:
+        if old.get("database") != redacted(url):
+            continue
+        for part, present in (
+            ("dry_runs", "incident" in old.get("dry_runs", {})),
+            ("execute", bool(old.get("execute"))),
+        ):
+            if present and part not in reference:
+                reference[part], sources[part] = old[part], source
+                reference.setdefault("generation", old.get("generation", {}))
+    return reference, sources
 
 
-def _comparisons(measured: dict, reference: dict | None) -> list[dict]:
+def _comparisons(measured: dict, reference: dict) -> list[dict]:
     out = []
-    ref_dry = (reference or {}).get("dry_runs", {}).get("incident")
+    ref_dry = reference.get("dry_runs", {}).get("incident")
     value = measured["dry_runs"]["incident"]["latency_ms"]["median"]
     ref = ref_dry["latency_ms"]["median"] if ref_dry else None
     out.append(
@@ -106,7 +116,7 @@ def _comparisons(measured: dict, reference: dict | None) -> list[dict]:
             "lower_is_better": True,
         }
     )
-    ref_exec = {lvl["callers"]: lvl["replays_per_s_median"] for lvl in (reference or {}).get("execute", [])}
+    ref_exec = {lvl["callers"]: lvl["replays_per_s_median"] for lvl in reference.get("execute", [])}
     for lvl in measured["execute"]:
         c, value = lvl["callers"], lvl["replays_per_s_median"]
         ref = ref_exec.get(c)
@@ -181,8 +191,8 @@ def measure(url: str, args, result: dict, stamp: str) -> dict:
         # weighs most, so the marginal cost per row shows between the large ones.
         out["rise_from"], out["rise_to"] = scopes[-2]["in_scope"], scopes[-1]["in_scope"]
         out["per_row_rise"] = scopes[-1]["ms_per_1000"] / scopes[-2]["ms_per_1000"] - 1
-    reference, source = reference_figures(url, args, result)
-    out["reference_source"] = source
-    out["reference_executions"] = (reference or {}).get("generation", {}).get("counts", {}).get("executions")
+    reference, sources = reference_figures(url, result)
+    out["reference_source"] = sources
+    out["reference_executions"] = reference.get("generation", {}).get("counts", {}).get("executions")
     out["incident"] = _comparisons(out, reference)
     return out

@@ -156,7 +156,14 @@ def growth_rows(growth: dict | None) -> list[tuple]:
     for c in growth.get("incident", []):
         ref = c.get("reference")
         if ref is None:
-            rows.append((f"growth: {c['label']} on {growth['executions']:,} rows", c["text"], "-", "n/a"))
+            rows.append(
+                (
+                    f"growth: {c['label']} on {growth['executions']:,} rows (no 1M figure to compare)",
+                    c["text"],
+                    "-",
+                    "n/a",
+                )
+            )
             continue
         ok = c["value"] <= ref * (1 + limit) if c["lower_is_better"] else c["value"] >= ref * (1 - limit)
         rows.append(
