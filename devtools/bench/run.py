@@ -13,13 +13,16 @@
    - SQL statements per call (in-process call, counted by a SQLAlchemy event) and the peak RSS of
      the gunicorn processes (psutil);
    - EXPLAIN (ANALYZE, BUFFERS) of the scope and claim statements the endpoint really ran;
+   - one retry job on the incident window drained by 1, 2, 4, 8 worker processes (jobs_measure.py),
+     and the statements per replay of a job lane (in-process);
+   - with `--measures growth` only: the cost growth on a 5M-row database (growth.py);
 4. prints a table with the targets and writes JSON to devtools/bench/results/.
 
 Not part of the test suite: it takes a few minutes and needs the whole machine.
 
 The parts: the data (generate.py: database and record; shape.py: what the rows look like; fill.py:
 the SQL that makes them), the measures (measures.py over HTTP, statements.py in-process,
-ceiling.py in raw SQL), the verdict (report.py) and common.py (database, reset, statistics).
+ceiling.py in raw SQL, jobs_measure.py on worker processes, growth.py on a second database), the verdict (report.py) and common.py (database, reset, statistics).
 """
 
 from __future__ import annotations
