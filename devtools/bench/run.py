@@ -79,7 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     p.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     p.add_argument("--drain-timeout", type=float, default=300.0, help="seconds before a drain gives up")
-    p.add_argument("--quick", action="store_true", help="5 dry runs, callers 1 and 4: a smoke run")
+    p.add_argument("--quick", action="store_true", help="5 dry runs, callers and job workers 1 and 4: a smoke run")
     p.add_argument("--regenerate", action="store_true", help="drop and regenerate the database first")
     p.add_argument(
         "--measures",
