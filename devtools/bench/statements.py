@@ -92,9 +92,6 @@ def measure_statements(url: str, meta: dict, key: str, secret: str) -> tuple[dic
     return counts, captured
 
 
-PLAN_WRITE = re.compile(r"INSERT INTO or_retry_plan_rows \(plan_id, created_at, execution_id\)\s+SELECT (\d+),")
-
-
 def plan_nodes(plan: dict):
     yield plan
     for child in plan.get("Plans", []):
@@ -145,12 +142,11 @@ def explain_statements(url: str, captured: list) -> list[dict]:
         with common.connect(url) as conn, conn.cursor() as cur:
             for command in setup:
                 cur.execute(command)
-            # A dry run's scope statement also writes its plan's rows (a CTE), which the dry run
-            # committed: take them out first, in this rolled-back transaction, so it runs again.
-            written = PLAN_WRITE.search(statement)
-            if written:
-                cur.execute("DELETE FROM or_retry_plan_rows WHERE plan_id = %s", (int(written.group(1)),))
-            cur.execute("SAVEPOINT explained")  # the second EXPLAIN runs on the same data
+            if "INSERT INTO or_retry_plan_rows" in body:
+                # EXPLAIN ANALYZE really writes: the captured dry run's plan rows are already
+                # there (same plan id), so start from no plan rows, in this rolled-back transaction.
+                cur.execute("DELETE FROM or_retry_plan_rows")
+            cur.execute("SAVEPOINT explained")
             cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement)
             plan = cur.fetchone()[0][0]
             cur.execute("ROLLBACK TO SAVEPOINT explained")
