@@ -13,19 +13,23 @@
    - SQL statements per call (in-process call, counted by a SQLAlchemy event) and the peak RSS of
      the gunicorn processes (psutil);
    - EXPLAIN (ANALYZE, BUFFERS) of the scope and claim statements the endpoint really ran;
+   - one retry job on the incident window drained by 1, 2, 4, 8 worker processes (jobs_measure.py),
+     and the statements per replay of a job lane (in-process);
+   - with `--measures growth` only: the cost growth on a 5M-row database (growth.py);
 4. prints a table with the targets and writes JSON to devtools/bench/results/.
 
 Not part of the test suite: it takes a few minutes and needs the whole machine.
 
 The parts: the data (generate.py: database and record; shape.py: what the rows look like; fill.py:
 the SQL that makes them), the measures (measures.py over HTTP, statements.py in-process,
-ceiling.py in raw SQL), the verdict (report.py) and common.py (database, reset, statistics).
+ceiling.py in raw SQL, jobs_measure.py on worker processes, growth.py on a second database), the verdict (report.py) and common.py (database, reset, statistics).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ceiling
 import common
 import generate
+import growth
 import psutil
 from api_key import create_bench_api_key
+from jobs_measure import lanes_for, measure_job_statements, measure_jobs
 from measures import Caller, RssSampler, auth_cost_ms, measure_dry_runs, measure_executes
 from report import TARGETS, evaluate, print_table
 from statements import explain_statements, measure_statements
@@ -44,9 +50,11 @@ from statements import explain_statements, measure_statements
 from devtools.dbtools import redacted
 from devtools.service import ServiceProcess
 
-# dry: measure 1; execute: 2; ceiling: 3; statements: 4 (counts) and 5 (EXPLAIN). RSS comes with
-# dry and execute (the server runs only for those).
-MEASURES = ("dry", "execute", "ceiling", "statements")
+# dry: measure 1; execute: 2; ceiling: 3; statements: 4 (counts) and 5 (EXPLAIN); jobs: 6; growth:
+# 7. RSS comes with dry, execute and jobs (the server runs only for those). growth is opt-in: it
+# needs a second, 5M-row database.
+MEASURES = ("dry", "execute", "jobs", "ceiling", "statements")
+OPT_IN = ("growth",)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,6 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--database-url", help="bench database (default: onramp_bench, see generate.py)")
     p.add_argument("--dry-runs", type=int, default=20, help="dry runs per window (median/p95 over them)")
     p.add_argument("--callers", default="1,2,4,8", help="concurrency levels of the executing measure")
+    p.add_argument("--job-workers", help="worker processes of the job measure (default: --callers)")
+    p.add_argument("--job-timeout", type=float, default=600.0, help="seconds before a job's drain gives up")
     p.add_argument(
         "--drain-repeat",
         type=int,
@@ -69,26 +79,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     p.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     p.add_argument("--drain-timeout", type=float, default=300.0, help="seconds before a drain gives up")
-    p.add_argument("--quick", action="store_true", help="5 dry runs, callers 1 and 4: a smoke run")
+    p.add_argument("--quick", action="store_true", help="5 dry runs, callers and job workers 1 and 4: a smoke run")
     p.add_argument("--regenerate", action="store_true", help="drop and regenerate the database first")
     p.add_argument(
-        "--measures", default=",".join(MEASURES), help=f"comma-separated subset of {','.join(MEASURES)} (default: all)"
+        "--measures",
+        default=",".join(MEASURES),
+        help=f"comma-separated subset of {','.join(MEASURES + OPT_IN)} (default: all but {','.join(OPT_IN)})",
     )
     # Passed to the generator when the database has to be made (see generate.py --help).
     p.add_argument("--executions", type=int, default=1_000_000)
+    growth.add_arguments(p)
     args = p.parse_args(argv)
     if args.quick:
         args.dry_runs, args.callers = 5, "1,4"
     args.levels = [int(c) for c in args.callers.split(",") if c.strip()]
+    args.job_levels = [int(c) for c in (args.job_workers or args.callers).split(",") if c.strip()]
     args.measures = {m.strip() for m in args.measures.split(",") if m.strip()}
-    if not args.measures <= set(MEASURES):
-        p.error(f"--measures: unknown {sorted(args.measures - set(MEASURES))}")
+    if not args.measures <= set(MEASURES + OPT_IN):
+        p.error(f"--measures: unknown {sorted(args.measures - set(MEASURES + OPT_IN))}")
     return args
 
 
+def service_env(args) -> dict:
+    """The server's and the job workers' environment: one SECRET_KEY, and enough lanes per job
+    for the largest number of workers."""
+    return {
+        **os.environ,
+        "ONRAMP_ENV": "bench",
+        "SESSION_COOKIE_SECURE": "false",
+        "SECRET_KEY": secrets.token_hex(32),
+        "RETRY_JOB_LANES": str(lanes_for(args.job_levels)),
+    }
+
+
 def measure_over_http(url: str, meta: dict, args, key: str, secret: str, log_path: Path) -> dict:
-    """Dry runs and executing calls against gunicorn on the bench database, and its peak RSS."""
-    env = {**os.environ, "ONRAMP_ENV": "bench", "SESSION_COOKIE_SECURE": "false"}
+    """Dry runs, executing calls and jobs against gunicorn on the bench database, and its peak RSS."""
+    env = service_env(args)
     out: dict = {}
     service = ServiceProcess(url, log_path, env=env, workers=args.workers, threads=args.threads)
     with service.start(timeout=60):
@@ -100,6 +126,13 @@ def measure_over_http(url: str, meta: dict, args, key: str, secret: str, log_pat
             if "execute" in args.measures:
                 out["execute"] = measure_executes(
                     url, meta, service.url, key, secret, args.levels, args.drain_repeat, args.drain_timeout
+                )
+            if "jobs" in args.measures:
+                print(f"retry jobs ({lanes_for(args.job_levels)} lanes each):")
+                headers = {"Authorization": key, "or-internal-api-auth-secret": secret}
+                log_dir = log_path.with_name(log_path.stem.replace("gunicorn", "workers"))
+                out["jobs"] = measure_jobs(
+                    url, meta, service.url, headers, env, args.job_levels, args.job_timeout, log_dir
                 )
         finally:
             out["rss_mb"] = rss.stop()
@@ -125,6 +158,7 @@ def main(argv=None) -> int:
         "settings": {
             "dry_runs": args.dry_runs,
             "levels": args.levels,
+            "job_levels": args.job_levels,
             "drain_repeat": args.drain_repeat,
             "ceiling_repeat": args.ceiling_repeat,
             "gunicorn": {"workers": args.workers, "threads": args.threads},
@@ -132,19 +166,25 @@ def main(argv=None) -> int:
         "targets": TARGETS,
     }
     wanted = args.measures
-    if wanted & {"dry", "execute", "statements"}:
+    if wanted & {"dry", "execute", "jobs", "statements"}:
         common.reset(url, meta)
         key, secret = create_bench_api_key(url)
         result["auth_check_ms"] = auth_cost_ms()
-        if wanted & {"dry", "execute"}:
+        if wanted & {"dry", "execute", "jobs"}:
             result.update(measure_over_http(url, meta, args, key, secret, common.RESULTS_DIR / f"gunicorn-{stamp}.log"))
+        if "jobs" in wanted:
+            result["job_statements"] = measure_job_statements(url, meta, key, secret)
+            print(f"  job path: {result['job_statements']}")
         if "statements" in wanted:
             result["statements"], captured = measure_statements(url, meta, key, secret)
             result["explain"] = explain_statements(url, captured)
             common.reset(url, meta)
     if "ceiling" in wanted:
         print("raw-SQL ceiling:")
-        result["ceiling"] = ceiling.measure(url, meta, args.levels, args.ceiling_repeat)
+        levels = sorted(set(args.levels) | (set(args.job_levels) if "jobs" in wanted else set()))
+        result["ceiling"] = ceiling.measure(url, meta, levels, args.ceiling_repeat)
+    if "growth" in wanted:
+        result["growth"] = growth.measure(url, args, result, stamp)
     result["finished_at"] = datetime.now(UTC).isoformat()
 
     rows = evaluate(result)

@@ -40,8 +40,8 @@ class StatementRecorder:
         return result, list(self.statements)
 
 
-def measure_statements(url: str, meta: dict, key: str, secret: str) -> tuple[dict, list]:
-    """Statements per call, counted in-process (the same app code as the server, one process)."""
+def bench_app(url: str):
+    """The app on the bench database, in this process (`create_app`, as the server builds it)."""
     from app import create_app
     from app.config import Config
 
@@ -52,7 +52,15 @@ def measure_statements(url: str, meta: dict, key: str, secret: str) -> tuple[dic
         instance_dir=common.RESULTS_DIR / "instance",
     )
     app = create_app(config)
-    logging.getLogger("app").setLevel(logging.WARNING)  # keep request log lines out of the report
+    # Keep request and engine log lines out of the report.
+    logging.getLogger("app").setLevel(logging.WARNING)
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    return app
+
+
+def measure_statements(url: str, meta: dict, key: str, secret: str) -> tuple[dict, list]:
+    """Statements per call, counted in-process (the same app code as the server, one process)."""
+    app = bench_app(url)
     recorder = StatementRecorder(app.extensions["onramp_db"].engine)
     client = app.test_client()
     headers = {"Authorization": key, "or-internal-api-auth-secret": secret}
