@@ -84,6 +84,10 @@ def prepare(prefix: str, sql: str, types: Mapping[str, str]) -> PreparedStatemen
     return PreparedStatement(name, binds, types, f"PREPARE {name} ({declared}) AS {body}")
 
 
+# (prefix, sql) -> its statement. Bounded by the scope shapes the code can produce (a few dozen).
+_BUILT: dict[tuple[str, str], PreparedStatement] = {}
+
+
 def execute_prepared(
     session: Session,
     prefix: str,
@@ -99,7 +103,10 @@ def execute_prepared(
     transaction), for statements whose plan does not depend on the values (an index walk that
     stops at the first row); otherwise the server re-plans with the values at every call.
     """
-    statement = prepare(prefix, sql, types)
+    key = (prefix, sql)
+    statement = _BUILT.get(key)
+    if statement is None:  # building one (regex, hash) costs more than a replay's claim runs
+        statement = _BUILT.setdefault(key, prepare(prefix, sql, types))
     connection = session.connection()
     prepared: set[str] = connection.info.setdefault(_INFO_KEY, set())
     if statement.name not in prepared:

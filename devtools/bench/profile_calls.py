@@ -17,6 +17,7 @@ import collections
 import cProfile
 import io
 import logging
+import os
 import pstats
 import secrets
 import sys
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
         print(f"{t * 1000 / args.calls:8.1f} ms/call {n / args.calls:6.1f}/call  {text}")
     if profiler:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(40)
         print(out.getvalue())
     return 0
 
