@@ -21,9 +21,9 @@ down_revision = "0006_plan_rows_without_plan_fk"
 branch_labels = None
 depends_on = None
 
-# The marker rows of one (ramp, trigger key), as the old per-row probe defined them: for each
-# execution of the key, the first later SUCCESS of the same ramp and key.
-_MARK_GROUP = """
+# The marker rows of the executions `{where}` selects, as the old per-row probe defined them: for
+# each execution with a trigger key, the first later SUCCESS of the same ramp and key.
+_MARKERS = """
     INSERT INTO or_superseded_executions (execution_id, ramp_id, trigger_key, superseded_by_uuid)
     SELECT e.id, e.ramp_id, e.trigger_key, later.uuid
     FROM or_ramp_executions e
@@ -34,9 +34,9 @@ _MARK_GROUP = """
         ORDER BY s.created_at
         LIMIT 1
     ) later
-    WHERE e.ramp_id = {ramp} AND e.trigger_key = {key}
-    ON CONFLICT (execution_id) DO UPDATE SET superseded_by_uuid = EXCLUDED.superseded_by_uuid
-"""
+    WHERE {where}
+    ON CONFLICT (execution_id) DO UPDATE SET superseded_by_uuid = EXCLUDED.superseded_by_uuid"""
+_MARK_GROUP = _MARKERS.format(where="e.ramp_id = p_ramp_id AND e.trigger_key = p_trigger_key")
 
 FUNCTIONS = f"""
 CREATE FUNCTION or_mark_superseded_group(p_ramp_id bigint, p_trigger_key text) RETURNS void
@@ -46,7 +46,7 @@ BEGIN
         RETURN;
     END IF;
     DELETE FROM or_superseded_executions WHERE ramp_id = p_ramp_id AND trigger_key = p_trigger_key;
-    {_MARK_GROUP.format(ramp="p_ramp_id", key="p_trigger_key")};
+    {_MARK_GROUP};
 END
 $$;
 
@@ -87,22 +87,11 @@ CREATE TRIGGER or_superseded_on_delete AFTER DELETE ON or_ramp_executions
 
 # Every marker at once, for existing data and for bulk loads made with the insert trigger disabled
 # (the benchmark's generator calls it).
-REBUILD = """
+REBUILD = f"""
 CREATE FUNCTION or_rebuild_superseded() RETURNS bigint
 LANGUAGE sql AS $$
     DELETE FROM or_superseded_executions;
-    WITH marked AS (
-        INSERT INTO or_superseded_executions (execution_id, ramp_id, trigger_key, superseded_by_uuid)
-        SELECT e.id, e.ramp_id, e.trigger_key, later.uuid
-        FROM or_ramp_executions e
-        CROSS JOIN LATERAL (
-            SELECT s.uuid FROM or_ramp_executions s
-            WHERE s.ramp_id = e.ramp_id AND s.trigger_key = e.trigger_key
-              AND s.status_code = 'SUCCESS' AND s.created_at > e.created_at
-            ORDER BY s.created_at
-            LIMIT 1
-        ) later
-        WHERE e.trigger_key IS NOT NULL
+    WITH marked AS ({_MARKERS.format(where="e.trigger_key IS NOT NULL")}
         RETURNING 1
     )
     SELECT count(*) FROM marked;
