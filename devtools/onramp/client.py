@@ -20,7 +20,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.util.retry import Retry
 
 from devtools.onramp.errors import ApiError, Unreachable, UsageError
 
@@ -128,11 +130,24 @@ def _reason(exc: requests.RequestException) -> str:
     return type(exc).__name__
 
 
+def _session() -> requests.Session:
+    """HTTP with one quiet retry of a read that found its kept-alive connection closed: the
+    server drops idle connections after a few seconds, about as often as `drain` asks for the
+    job, and a GET asked again changes nothing. Writes are never retried here (a drain's job
+    creation has its Idempotency-Key for that)."""
+    session = requests.Session()
+    retry = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=frozenset({"GET"}), backoff_factor=0)
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class OnrampClient:
     def __init__(self, settings: Settings, http: requests.Session | None = None) -> None:
         self.url = settings.url
         self._credentials = settings.credentials
-        self._http = http or requests.Session()
+        self._http = http or _session()
 
     def redact(self, text: str) -> str:
         return self._credentials.redact(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -91,7 +92,14 @@ class Cli:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            # Ctrl-C as a terminal delivers it: a suite started in the background (`make test &`)
+            # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt.
+            preexec_fn=_ctrl_c_delivered,
         )
+
+
+def _ctrl_c_delivered() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Api:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -146,3 +148,53 @@ def test_ctrl_c_with_no_answer_leaves_the_job_running_and_sends_nothing(stdin):
     assert drain.on_interrupt(client, "job-1", session) == Exit.INTERRUPTED
     assert "Pause the job, or leave it running?" in prompts.getvalue()
     assert "Left job job-1 running" in out.getvalue()
+
+
+class _ForgetfulServer:
+    """Answers each connection's first request with keep-alive, and closes the connection without
+    a word when a second request arrives on it: a server whose idle timer fired just as the client
+    reused the connection. Counts the requests it answered."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.answered = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @staticmethod
+    def _read_request(conn) -> bytes:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            request += chunk
+        return request
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one_connection, args=(conn,), daemon=True).start()
+
+    def _one_connection(self, conn) -> None:
+        with conn:
+            self._read_request(conn)
+            body = json.dumps({"job_id": "j", "state": "running"}).encode()
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            self.answered += 1
+            self._read_request(conn)  # the reused connection's request: dropped unanswered
+
+
+def test_a_kept_alive_connection_the_server_closed_is_asked_again_not_reported_unreachable():
+    server = _ForgetfulServer()
+    client = OnrampClient(settings_from_env({**ENV, "ONRAMP_URL": server.url}))
+    assert client.get_job("j")["state"] == "running"
+    assert client.get_job("j")["state"] == "running"  # sent on the kept connection first
+    assert server.answered == 2
