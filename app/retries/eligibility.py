@@ -18,7 +18,6 @@ loops over rows.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import text
@@ -177,12 +176,8 @@ FROM claimed"""
 
 
 def _claimed(row) -> ScopedRow | None:
-    """The claimed row, None if there was none; `key_taken` False: someone runs its trigger key."""
-    if row is None:
-        return None
-    fields = dict(row)
-    key_taken = fields.pop("key_taken")
-    return replace(ScopedRow(**fields), key_taken=key_taken)
+    """The claimed row (`key_taken` False: someone runs its trigger key), None if there was none."""
+    return ScopedRow(**row) if row is not None else None
 
 
 def _keyset(params: dict, after: tuple[datetime, int] | None) -> dict:

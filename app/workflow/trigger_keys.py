@@ -14,15 +14,19 @@ level advisory lock on (ramp, trigger key) before they decide, and hold it until
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from app.models import Project, RampExecution
 
-_KEY = func.hashtextextended(bindparam("lock_key"), 0)
-_WAIT = select(func.pg_advisory_xact_lock(_KEY))
-_TRY = select(func.pg_try_advisory_xact_lock(_KEY))
+# The lock of one (ramp, trigger key), spelled once: the trigger path binds the two values, the
+# retry claims put the claimed row's columns in (they take it in their own round trip).
+_KEY_SQL = "hashtextextended('trigger:' || {ramp_id} || ':' || {key}, 0)"
+TRY_TRIGGER_KEY_SQL = f"pg_try_advisory_xact_lock({_KEY_SQL})"
+_BOUND = {"ramp_id": "CAST(:ramp_id AS bigint)", "key": "CAST(:trigger_key AS text)"}
+_WAIT = text(f"SELECT pg_advisory_xact_lock({_KEY_SQL.format(**_BOUND)})")
+_TRY = text(f"SELECT {TRY_TRIGGER_KEY_SQL.format(**_BOUND)}")
 _SUCCEEDED = (
     select(RampExecution.id, RampExecution.uuid, Project.uuid.label("project_uuid"))
     .outerjoin(Project, Project.execution_id == RampExecution.id)
@@ -36,23 +40,14 @@ _SUCCEEDED = (
 )
 
 
-def _lock_key(ramp_id: int, trigger_key: str) -> str:
-    return f"trigger:{ramp_id}:{trigger_key}"
-
-
-# The same try as `try_trigger_key`, for a statement that already has the row (the retry claims
-# take it in their own round trip): the key text must match `_lock_key` character for character.
-TRY_TRIGGER_KEY_SQL = "pg_try_advisory_xact_lock(hashtextextended('trigger:' || {ramp_id} || ':' || {key}, 0))"
-
-
 def wait_for_trigger_key(session: Session, ramp_id: int, trigger_key: str) -> None:
     """Block until no other transaction runs this ramp and key (bounded by `lock_timeout`)."""
-    session.connection().execute(_WAIT, {"lock_key": _lock_key(ramp_id, trigger_key)})
+    session.connection().execute(_WAIT, {"ramp_id": ramp_id, "trigger_key": trigger_key})
 
 
 def try_trigger_key(session: Session, ramp_id: int, trigger_key: str) -> bool:
     """Take the key for this transaction if nobody holds it; False at once otherwise."""
-    return bool(session.connection().execute(_TRY, {"lock_key": _lock_key(ramp_id, trigger_key)}).scalar())
+    return bool(session.connection().execute(_TRY, {"ramp_id": ramp_id, "trigger_key": trigger_key}).scalar())
 
 
 def succeeded_execution(session: Session, ramp_id: int, trigger_key: str) -> Row | None:
