@@ -17,10 +17,11 @@ import common
 import requests
 from statements import StatementRecorder, bench_app
 
+from app.retries.job_schemas import MAX_RATE
 from devtools.worker import WorkerProcess, started_together
 
 JOBS_ENDPOINT = "/api/ramps/executions/retry-jobs"
-JOB_RATE = 200  # the API's maximum pace (app/retries/job_schemas.py MAX_RATE)
+JOB_RATE = int(MAX_RATE)  # the API's maximum pace
 FINISHED = ("completed", "cancelled", "failed", "halted")
 # Lanes a job gets (app/config.py RETRY_JOB_LANES): at least one per worker of the largest level.
 MIN_LANES = 8
