@@ -183,12 +183,14 @@ class _ForgetfulServer:
         with conn:
             self._read_request(conn)
             body = json.dumps({"job_id": "j", "state": "running"}).encode()
+            # Counted before the answer goes out: once sent, the client may assert before this
+            # thread runs again.
+            self.answered += 1
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )
-            self.answered += 1
             self._read_request(conn)  # the reused connection's request: dropped unanswered
 
 
