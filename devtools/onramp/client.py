@@ -36,6 +36,9 @@ CONNECT_TIMEOUT = 5.0
 # A dry run over a large window or a job created from one can take a while.
 READ_TIMEOUT = 120.0
 USER_AGENT = "onramp-cli/1"
+# Every credential the service issues is far longer. A shorter value was cut when pasted, and
+# redacting it would blank every occurrence of a few common characters in what the client prints.
+MIN_CREDENTIAL_LENGTH = 12
 
 
 class Credentials(AuthBase):
@@ -91,6 +94,12 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     session = environ.get(ENV_SESSION, "").strip()
     if (key or secret) and session:
         raise UsageError(f"set either {ENV_API_KEY} + {ENV_API_SECRET} or {ENV_SESSION}, not both")
+    for name, value in ((ENV_API_KEY, key), (ENV_API_SECRET, secret), (ENV_SESSION, session)):
+        if value and len(value) < MIN_CREDENTIAL_LENGTH:
+            raise UsageError(
+                f"{name} is {len(value)} characters long, too short to be one the service issued:"
+                " was it cut when pasted?"
+            )
     if key or secret:
         if not (key and secret):
             missing = ENV_API_SECRET if key else ENV_API_KEY

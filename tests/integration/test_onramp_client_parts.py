@@ -105,6 +105,13 @@ def test_credentials_come_from_the_environment_and_never_show():
     with pytest.raises(UsageError) as leaked:
         settings_from_env({**ENV, "ONRAMP_URL": "http://u:s3cret-value@host"})
     assert "s3cret-value" not in str(leaked.value)
+    # A cut credential is refused before anything is sent, and without being echoed: redacting
+    # "e" would otherwise blank every "e" the client prints.
+    with pytest.raises(UsageError, match="ONRAMP_API_SECRET is 1 characters long") as cut:
+        settings_from_env({**ENV, "ONRAMP_API_SECRET": "e"})
+    assert "'e'" not in str(cut.value)
+    with pytest.raises(UsageError, match="ONRAMP_SESSION is 4 characters long"):
+        settings_from_env({"ONRAMP_URL": "http://x", "ONRAMP_SESSION": "eyJz"})
 
 
 def test_a_pending_drain_is_kept_until_answered_and_expires_with_its_plan(tmp_path):
