@@ -59,6 +59,9 @@ TASK_MODULES: tuple[str, ...] = ("app.retries.tasks",)
 HEARTBEAT_SECONDS = 5.0
 STALLED_AFTER_SECONDS = 30.0
 RECOVERY_CRON = "* * * * * */5"  # every 5 seconds (6th field: seconds)
+# Finished engine jobs (our own job, plan and history rows are elsewhere and stay) are kept this
+# long for diagnosis, then deleted with their events by the periodic `delete_finished_jobs`.
+FINISHED_JOB_RETENTION_HOURS = 7 * 24
 FETCH_POLL_SECONDS = 2.0  # a retried job sends no notification: polling is how it is found
 ABORT_POLL_SECONDS = 1.0  # fallback when the abort notification is missed
 
@@ -311,3 +314,13 @@ async def recover_stalled_jobs(job_manager: JobManager, *, stalled_after: float 
         log.warning("job %s of a dead worker put back in the queue", job.id, extra=fields)
     await job_manager.prune_stalled_workers(stalled_after)
     return retried
+
+
+async def delete_finished_jobs(
+    job_manager: JobManager, *, older_than_hours: int = FINISHED_JOB_RETENTION_HOURS
+) -> None:
+    """Delete the engine's jobs (and their events) that ended, in any final state, longer ago than
+    `older_than_hours`. Jobs still waiting or running are never touched."""
+    await job_manager.delete_old_jobs(
+        nb_hours=older_than_hours, include_failed=True, include_cancelled=True, include_aborted=True
+    )

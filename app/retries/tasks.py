@@ -58,6 +58,12 @@ async def recover_stalled_jobs(context: JobContext, timestamp: int) -> int:
     return len(await job_engine.recover_stalled_jobs(context.app.job_manager))
 
 
+@job_engine.periodic_task(name="engine.delete_finished_jobs", cron="17 * * * *")
+async def delete_finished_engine_jobs(context: JobContext, timestamp: int) -> None:
+    """The engine's own rows of jobs that ended a week ago go, so its tables do not grow forever."""
+    await job_engine.delete_finished_jobs(context.app.job_manager)
+
+
 @job_engine.periodic_task(name="retries.close_interrupted_batches", cron="* * * * *")
 def close_interrupted_batch_audits(context: JobContext, timestamp: int) -> int:
     """Audit rows of retry-batch calls whose process died get closed as interrupted."""

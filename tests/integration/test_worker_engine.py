@@ -7,19 +7,23 @@ worker processes (`flask --app wsgi worker`, tests/support/worker.py) on the tes
 - a queueing-lock clash leaves the caller's transaction usable;
 - SIGTERM / SIGINT: the job in flight finishes, the next one is not taken, exit code 0;
 - a long task hands its job back on shutdown and another worker carries it on; abort reaches it;
-- SIGKILL of the worker running a job: a live worker carries the job on within 60 seconds.
+- SIGKILL of the worker running a job: a live worker carries the job on within 60 seconds;
+- the engine's rows of jobs that ended over a week ago are deleted, and only those.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 
 import pytest
+from procrastinate import PsycopgConnector
+from procrastinate.manager import JobManager
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from app.job_engine import AlreadyQueued, abort_job, defer_job, job_status
+from app.job_engine import AlreadyQueued, abort_job, defer_job, delete_finished_jobs, job_status, worker_conninfo
 from tests.support import worker_tasks
 from tests.support.worker import running_workers, wait_for
 from tests.support.worker_tasks import read_journal
@@ -163,3 +167,51 @@ def test_killed_worker_job_is_carried_on_by_a_live_worker_within_60s(database_ur
     assert resumed["at"] - killed_at < 60, f"carried on after {resumed['at'] - killed_at:.1f}s"
     assert _events(journal, "finish", pid=victim.pid) == []
     assert survivor.records(event="job_engine.stalled_job", job_id=job_id)
+
+
+def test_engine_jobs_that_ended_over_a_week_ago_are_deleted_and_the_rest_stay(database_url, session_factory):
+    # (task name: (status, hours since its last event))
+    made = {
+        "old succeeded": ("succeeded", 200),
+        "old failed": ("failed", 200),
+        "old cancelled": ("cancelled", 200),
+        "old aborted": ("aborted", 200),
+        "recent succeeded": ("succeeded", 100),
+        "old but still waiting": ("todo", 200),
+    }
+    with session_factory() as session, session.begin():
+        for name, (status, hours) in made.items():
+            job_id = session.execute(
+                text("INSERT INTO procrastinate_jobs (queue_name, task_name) VALUES ('default', :name) RETURNING id"),
+                {"name": name},
+            ).scalar_one()
+            if status != "todo":
+                session.execute(
+                    text(
+                        "UPDATE procrastinate_jobs SET status = CAST(:status AS procrastinate_job_status) WHERE id = :id"
+                    ),
+                    {"status": status, "id": job_id},
+                )
+            session.execute(
+                text("UPDATE procrastinate_events SET at = now() - make_interval(hours => :hours) WHERE job_id = :id"),
+                {"hours": hours, "id": job_id},
+            )
+
+    async def delete() -> None:
+        connector = PsycopgConnector(conninfo=worker_conninfo(database_url))
+        await connector.open_async()
+        try:
+            await delete_finished_jobs(JobManager(connector))
+        finally:
+            await connector.close_async()
+
+    asyncio.run(delete())
+    with session_factory() as session, session.begin():
+        kept = set(session.execute(text("SELECT task_name FROM procrastinate_jobs")).scalars())
+        orphan_events = session.execute(
+            text(
+                "SELECT count(*) FROM procrastinate_events e LEFT JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.id IS NULL"
+            )
+        ).scalar_one()
+    assert kept == {"recent succeeded", "old but still waiting"}
+    assert orphan_events == 0
