@@ -62,17 +62,25 @@ def overview():
     return body, 400 if form.errors else 200
 
 
+def _opened_from_another_site() -> bool:
+    # A link on another site carries the session cookie (SameSite=Lax lets top-level GETs
+    # through): it must not run a dry run, which records an audit row and a plan in the admin's
+    # name. Browsers say where a navigation came from; a bookmark or a typed address is "none".
+    return request.headers.get("Sec-Fetch-Site", "none") in ("cross-site", "same-site")
+
+
 @bp.get("/preview")
 @page
 def preview():
     form = forms.preview_form(request.args, now=utcnow())
     result = None
-    if form.request is not None and is_admin():
+    from_elsewhere = form.request is not None and _opened_from_another_site()
+    if form.request is not None and is_admin() and not from_elsewhere:
         # The same call the JSON endpoint makes for a dry run: it counts, lists and stores a plan.
         result = RetryBatchResponseSchema().dump(
             retry_batch(_session_factory(), form.request, current_actor(), config=current_app.config["ONRAMP"])
         )
-    body = render_template("admin/preview.html", form=form, result=result)
+    body = render_template("admin/preview.html", form=form, result=result, from_elsewhere=from_elsewhere)
     return body, 400 if form.errors else 200
 
 

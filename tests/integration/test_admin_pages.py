@@ -378,6 +378,26 @@ def test_a_viewer_sees_the_preview_form_and_a_notice_but_no_dry_run(auth_app, se
     assert _count(session_factory, RetryBatch) == 0
 
 
+def test_a_preview_link_from_another_site_fills_the_form_but_runs_nothing_until_pressed(
+    auth_app, session_factory, load
+):
+    load(incident())
+    client = signed_in(auth_app, session_factory)
+    for site in ("cross-site", "same-site"):
+        response = client.get("/admin/preview", query_string=WINDOW, headers={"Sec-Fetch-Site": site})
+        assert response.status_code == 200
+        page = html(response)
+        assert 'id="elsewhere-notice"' in page and 'id="plan-token"' not in page, site
+        assert f'value="{WINDOW["since"]}"' in page
+    assert _count(session_factory, RetryPlan) == 0
+    assert _count(session_factory, RetryBatch) == 0
+
+    # Pressing the form's button is a same-origin navigation: the dry run runs.
+    pressed = html(client.get("/admin/preview", query_string=WINDOW, headers={"Sec-Fetch-Site": "same-origin"}))
+    assert 'id="plan-token"' in pressed and 'id="elsewhere-notice"' not in pressed
+    assert _count(session_factory, RetryPlan) == 1
+
+
 def test_preview_form_errors_are_shown_per_field(auth_app, session_factory):
     client = signed_in(auth_app, session_factory)
     response = client.get(
