@@ -52,7 +52,7 @@ MAINTENANCE_QUEUE = "maintenance"
 # The queues a worker's work lane serves unless told otherwise (`--queue`).
 WORK_QUEUES: tuple[str, ...] = (DEFAULT_QUEUE,)
 # Modules whose import registers the service's tasks (the worker imports them at start).
-TASK_MODULES: tuple[str, ...] = ("app.retries.tasks",)
+TASK_MODULES: tuple[str, ...] = ("app.retries.tasks", "app.auth.tasks")
 
 # Liveness: with these figures a killed worker's job is back in the queue within about
 # STALLED_AFTER + the recovery period, and picked up within FETCH_POLL after that.

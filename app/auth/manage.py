@@ -1,4 +1,5 @@
-"""Use cases behind `flask users ...` and `flask api-keys ...`: one transaction each.
+"""Use cases behind `flask users ...` and `flask api-keys ...`, and the sessions' upkeep: one
+transaction each.
 
 They return the rows they touched (loaded before the commit, so readable after it) and, where a
 credential is made, its plain value, which exists nowhere else.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.auth import api_keys, users
+from app.auth import api_keys, sessions, users
 from app.models.identity import ApiKey, User
 
 
@@ -52,3 +53,9 @@ def rotate_api_key(session_factory: sessionmaker[Session], name: str) -> tuple[A
     """(row, new secret); the old secret stops working at the commit."""
     with session_factory() as session, session.begin():
         return api_keys.rotate_api_key(session, name)
+
+
+def purge_dead_sessions(session_factory: sessionmaker[Session], lifetimes: sessions.Lifetimes) -> int:
+    """The worker's upkeep: sessions dead for longer than `sessions.DEAD_SESSION_RETENTION` go."""
+    with session_factory() as session, session.begin():
+        return sessions.delete_dead_sessions(session, lifetimes)

@@ -11,11 +11,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models.base import utcnow
 from app.models.identity import User, UserSession
+
+# A dead session (revoked, idle too long, or past its absolute lifetime) is kept this long after
+# it died, to answer "who was signed in then", and is then deleted by the worker's upkeep.
+DEAD_SESSION_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -86,5 +90,23 @@ def revoke_user_sessions(session: Session, user_id: int, *, now: datetime | None
         update(UserSession)
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         .values(revoked_at=now or utcnow())
+    )
+    return result.rowcount or 0
+
+
+def delete_dead_sessions(
+    session: Session, lifetimes: Lifetimes, *, now: datetime | None = None, keep: timedelta = DEAD_SESSION_RETENTION
+) -> int:
+    """Delete the sessions that died more than `keep` ago; how many went. Live ones never match:
+    each condition is the matching reason of `load_active_session`, pushed `keep` further back."""
+    cutoff = (now or utcnow()) - keep
+    result = session.execute(
+        delete(UserSession).where(
+            or_(
+                UserSession.revoked_at < cutoff,
+                UserSession.last_seen_at < cutoff - lifetimes.idle,
+                UserSession.created_at < cutoff - lifetimes.absolute,
+            )
+        )
     )
     return result.rowcount or 0
