@@ -35,7 +35,8 @@ class RampExecution(Base):
             postgresql_where=text("status_code = 'ERROR'"),
             postgresql_include=["vendor_id", "ramp_id"],
         ),
-        # `duplicate_trigger_succeeded`: a later SUCCESS of the same ramp and trigger key.
+        # A SUCCESS of the same ramp and trigger key: the trigger path's duplicate check and the
+        # superseded markers' recompute.
         Index(
             "ix_or_ramp_executions_success_trigger",
             "ramp_id",
@@ -123,11 +124,12 @@ class WorkflowHistory(Base):
 
 
 class SupersededExecution(Base):
-    """An execution with a later SUCCESS of the same ramp and trigger key (`superseded_by_uuid`,
-    the first one): the `duplicate_trigger_succeeded` reason, read by one primary-key probe.
+    """An execution such that another execution of the same ramp and trigger key succeeded
+    (`superseded_by_uuid`, the first such success): the `duplicate_trigger_succeeded` reason, read
+    by one primary-key probe.
 
-    Written only by the database: row triggers on `or_ramp_executions` (migration
-    0007_superseded_marker) keep it in the same transaction as the change that makes it true or
+    Written only by the database: row triggers on `or_ramp_executions` (migrations
+    0007_superseded_marker, 0008_superseded_by_any_success) keep it in the same transaction as the change that makes it true or
     false, so the re-check under the row lock sees a success exactly when it sees its marker.
     """
 

@@ -1,7 +1,7 @@
 """The shape every retry statement shares: the ordered filters, the joins they need, the scopes.
 
 For each execution in scope, one query shape joins what the filters need (ramp, the version that
-would run, a linked project, the vendor's integration, a later successful run of the same trigger)
+would run, a linked project, the vendor's integration, a successful run of the same trigger)
 and computes, in a single CASE built from `reasons.REASONS`, the FIRST skip reason that applies
 (NULL = eligible) plus a human-readable detail. The statements built on it are in eligibility.py.
 Request values travel as bind parameters; only the scope shape (window, hand-picked, a plan's
@@ -48,7 +48,7 @@ FILTERS: dict[str, tuple[str, str]] = {
     ),
     "duplicate_trigger_succeeded": (
         "dup.uuid IS NOT NULL",
-        "'execution ' || dup.uuid::text || ' of trigger ' || e.trigger_key || ' succeeded later'",
+        "'execution ' || dup.uuid::text || ' of trigger ' || e.trigger_key || ' succeeded'",
     ),
     "config_error": (
         "NOT :force_retry AND e.last_error_category = 'config'",
@@ -119,7 +119,7 @@ def eligible_predicate(plan_done: str = NOT_IN_PLAN) -> str:
 # Everything a filter looks at, joined to the execution `e`. `run_version.n` is the version a
 # replay would run (original: the execution's own; latest: the ramp's current one).
 #
-# The project and the later success are per-row index probes (LATERAL ... LIMIT 1 on
+# The project and the success of the same trigger are per-row index probes (LATERAL ... LIMIT 1 on
 # uq_or_projects_execution_id / ix_or_ramp_executions_success_trigger): a hash join would read
 # all of or_projects. With `ordered`, the ramp, version and integration are probes too: nested
 # loops keep the (created_at, id) order of the index walk, so ORDER BY ... LIMIT needs no sort of

@@ -24,7 +24,8 @@ REASONS: tuple[Reason, ...] = (
     Reason("ramp_deleted", "the ramp was deleted"),
     Reason("ramp_archived", "the ramp was archived"),
     Reason("workflow_is_draft", "the ramp, or the version that would run, is a draft or missing"),
-    Reason("duplicate_trigger_succeeded", "a later execution of the same ramp and trigger key succeeded"),
+    # Any other run of the deal, earlier or later (the SPEC says a later one): one deal, one project.
+    Reason("duplicate_trigger_succeeded", "another execution of the same ramp and trigger key succeeded"),
     Reason("config_error", "the last error is a config error; fix the config (or pass force_retry)"),
     Reason("integration_disconnected", "the vendor's CRM integration is missing, unconfigured, revoked or expired"),
     Reason("outside_time_window", "created_at is outside [since, until)"),

@@ -115,7 +115,7 @@ SELECT reason, count(*) FROM (
     WHEN r.status = 'draft' OR v.draft THEN 'workflow_is_draft'
     WHEN EXISTS (SELECT 1 FROM or_ramp_executions s
                  WHERE s.status_code = 'SUCCESS' AND s.ramp_id = e.ramp_id
-                   AND s.trigger_key = e.trigger_key AND s.created_at > e.created_at)
+                   AND s.trigger_key = e.trigger_key AND s.id <> e.id)
       THEN 'duplicate_trigger_succeeded'
     WHEN e.last_error_category = 'config' THEN 'config_error'
     WHEN i.id IS NULL OR NOT i.user_configured OR i.token_revoked

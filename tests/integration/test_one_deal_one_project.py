@@ -163,3 +163,23 @@ def test_a_trigger_whose_key_stays_busy_is_told_to_come_back(config, deal, sessi
     assert response.get_json()["error"]["code"] == "trigger_key_busy"
     assert response.headers["Retry-After"] == "5"
     assert counts(session_factory) == (0, 0)
+
+
+def test_two_failed_runs_of_one_deal_are_replayed_once(client, admin, load, webhook_receiver, session_factory):
+    # A CRM re-delivery that failed like the first run: both are ERROR, both eligible in the
+    # preview. The first replay succeeds; the second must then be a duplicate, not a second project.
+    r = sc.ramp(steps=["find_or_create_account", "create_project", "notify"])
+    first = sc.execution(r["uuid"], trigger_key=KEY, created_at="2026-05-11T12:35:00Z")
+    redelivery = sc.execution(r["uuid"], trigger_key=KEY, created_at="2026-05-11T12:36:00Z")
+    load({"vendors": [sc.vendor(base_url=webhook_receiver.url)], "ramps": [r], "executions": [first, redelivery]})
+    preview = post(client, admin, {**WINDOW, "dry_run": True}).get_json()
+    assert preview["summary"]["eligible"] == 2
+
+    replayed = post(client, admin, {**WINDOW, "dry_run": False}).get_json()
+
+    assert [row["execution_uuid"] for row in replayed["eligible"]] == [first["uuid"]]
+    (skipped,) = replayed["skipped"]
+    assert (skipped["execution_uuid"], skipped["reason"]) == (redelivery["uuid"], "duplicate_trigger_succeeded")
+    assert first["uuid"] in skipped["detail"]
+    assert counts(session_factory) == (1, 1)
+    assert len([q for q in webhook_receiver.requests if q.path == "/webhooks"]) == 1

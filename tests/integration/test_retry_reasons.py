@@ -129,18 +129,28 @@ def test_workflow_is_draft_when_the_version_to_run_is_missing(client, admin, loa
     assert eligible_uuids(dry_run(client, admin, window(workflow_version="latest"))) == [row["uuid"]]
 
 
-def test_duplicate_trigger_succeeded_only_for_a_later_success(client, admin, load):
+def test_duplicate_trigger_succeeded_for_a_success_of_the_same_ramp_and_key_earlier_or_later(client, admin, load):
     r, other = ramp(), ramp()
     failed = execution(r, minutes=5, trigger_key="deal-42")
     later_success = execution(r, minutes=9, status="SUCCESS", trigger_key="deal-42")
-    # Same key but earlier, or on another ramp: no reason to skip.
-    early = execution(other, minutes=7, trigger_key="deal-7")
+    # An earlier success of the deal counts too (the SPEC says a later one): a re-delivery that
+    # failed after the deal got its project must not give it a second one.
+    redelivered = execution(other, minutes=7, trigger_key="deal-7")
     earlier_success = execution(other, minutes=3, status="SUCCESS", trigger_key="deal-7")
-    load(world([vendor()], [r, other], [failed, later_success, early, earlier_success]))
+    # The same key on another ramp, or another key: no reason to skip.
+    other_ramp = execution(other, minutes=8, trigger_key="deal-42")
+    other_key = execution(r, minutes=6, trigger_key="deal-8")
+    rows = [failed, later_success, redelivered, earlier_success, other_ramp, other_key]
+    load(world([vendor()], [r, other], rows))
     body = dry_run(client, admin, window())
-    assert reasons_of(body) == {failed["uuid"]: "duplicate_trigger_succeeded"}
-    assert later_success["uuid"] in body["skipped"][0]["detail"]
-    assert eligible_uuids(body) == [early["uuid"]]
+    assert reasons_of(body) == {
+        failed["uuid"]: "duplicate_trigger_succeeded",
+        redelivered["uuid"]: "duplicate_trigger_succeeded",
+    }
+    details = {row["execution_uuid"]: row["detail"] for row in body["skipped"]}
+    assert details[failed["uuid"]] == f"execution {later_success['uuid']} of trigger deal-42 succeeded"
+    assert details[redelivered["uuid"]] == f"execution {earlier_success['uuid']} of trigger deal-7 succeeded"
+    assert eligible_uuids(body) == [other_key["uuid"], other_ramp["uuid"]]
 
 
 def test_config_error_skipped_unless_forced(client, admin, load):

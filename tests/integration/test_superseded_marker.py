@@ -1,6 +1,6 @@
-"""The superseded marker (migration 0007_superseded_marker) says exactly what the per-row probe
-it replaced said: an execution is marked iff a later SUCCESS of the same ramp and trigger key
-exists, naming the first such success. A seeded random walk of the changes the product and its
+"""The superseded marker (migrations 0007_superseded_marker, 0008_superseded_by_any_success) says
+exactly what its definition says: an execution is marked iff another execution of the same ramp
+and trigger key succeeded, naming the first such success (by created_at, then id). A seeded random walk of the changes the product and its
 operators make (rows added, successes written and undone, keys, ramps and times changed, rows
 deleted) checks the table against that definition after every committed change."""
 
@@ -16,14 +16,14 @@ from tests.support.retry_scenarios import backlog
 
 # The definition, read straight from the executions (what filters.py asked per row before).
 EXPECTED = text("""
-SELECT e.id, later.uuid
+SELECT e.id, success.uuid
 FROM or_ramp_executions e
 CROSS JOIN LATERAL (
     SELECT s.uuid FROM or_ramp_executions s
     WHERE s.ramp_id = e.ramp_id AND s.trigger_key = e.trigger_key
-      AND s.status_code = 'SUCCESS' AND s.created_at > e.created_at
-    ORDER BY s.created_at LIMIT 1
-) later
+      AND s.status_code = 'SUCCESS' AND s.id <> e.id
+    ORDER BY s.created_at, s.id LIMIT 1
+) success
 WHERE e.trigger_key IS NOT NULL
 """)
 MARKED = text("SELECT execution_id, superseded_by_uuid FROM or_superseded_executions")
