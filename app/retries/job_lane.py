@@ -25,9 +25,10 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
-from app.errors import DatabaseUnavailable
+from app.errors import DatabaseUnavailable, is_database_unavailable
 from app.models import RetryJob
 from app.models.base import utcnow
+from app.observability.dberrors import database_error_text, first_database_error
 from app.retries import eligibility
 from app.retries.jobs import record_event
 from app.retries.replay_unit import ReplayContext, Stopped, replay_next
@@ -158,18 +159,20 @@ def run_lane(
             waited_for_database = 0.0
         except Stopped:
             return "stopped"
-        except DatabaseUnavailable:
-            # Not the row's fault and not the job's: wait for the database, then carry on from the
-            # same place (the row in flight rolled back and is still to do).
+        except Exception as exc:
+            # A lost connection, in the replay (DatabaseUnavailable) or in the lane's own
+            # statements around it (the pace slot, the state checks, completion), is not the
+            # row's fault and not the job's: wait for the database, then carry on from the same
+            # place (the row in flight rolled back and is still to do). Anything else is a bug.
+            if not (isinstance(exc, DatabaseUnavailable) or is_database_unavailable(exc)):
+                _fail(session_factory, job, exc)
+                raise
             if waited_for_database >= DATABASE_PATIENCE_SECONDS:
                 raise
             pause = min(2.0 + waited_for_database, 10.0)
             log.warning("retry job %s: database unavailable, retrying in %.0f s", job.uuid, pause)
             sleep(pause)
             waited_for_database += pause
-        except Exception as exc:
-            _fail(session_factory, job, exc)
-            raise
 
 
 def _start(session_factory, job_uuid: uuid.UUID) -> RetryJob | None:
@@ -249,8 +252,16 @@ def _complete_if_drained(session_factory, job: RetryJob) -> bool:
     return True
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The job's `state_reason` for a lane that broke: never PostgreSQL's text (it can quote
+    customer values, and viewers read the job); a database error is named by its SQLSTATE."""
+    database_error = first_database_error(exc)
+    said = database_error_text(database_error) if database_error is not None else str(exc)
+    return f"{type(exc).__name__}: {said}"[:500]
+
+
 def _fail(session_factory, job: RetryJob, exc: BaseException) -> None:
-    reason = f"{type(exc).__name__}: {exc}"[:500]
+    reason = failure_reason(exc)
     log.exception("retry job %s: lane failed", job.uuid)
     try:
         with session_factory() as session, session.begin():

@@ -134,3 +134,20 @@ def test_an_unreachable_database_is_one_line_with_the_drivers_reason(config, cap
     assert "Connection refused" in line["message"] and "[SQL" not in line["message"]
     assert line["db_error"] == {"error": "OperationalError"}
     assert "exc" not in line
+
+
+def test_a_broken_lanes_reason_names_the_database_error_without_its_text(session_factory):
+    # A retry job's `state_reason` is read by viewers and written to its events and log line.
+    from app.retries.job_lane import failure_reason
+
+    with pytest.raises(DBAPIError) as caught, session_factory() as session, session.begin():
+        session.execute(text("SELECT CAST(:v AS integer)"), {"v": CUSTOMER_EMAIL})
+    try:
+        raise RuntimeError("lane broke") from caught.value
+    except RuntimeError as chained:
+        wrapped = chained
+    for exc in (caught.value, wrapped):
+        reason = failure_reason(exc)
+        assert "SQLSTATE 22P02" in reason, reason
+        assert CUSTOMER_EMAIL not in reason and "jane.customer" not in reason and "SELECT" not in reason
+    assert failure_reason(ValueError("plain bug")) == "ValueError: plain bug"

@@ -357,3 +357,34 @@ def test_rate_and_eta_count_the_last_minute_of_work_not_the_time_the_job_stood_s
     # 30 rows over about 3 seconds: about 10/s (over the last minute it would be 0.5, over the hour 0.01).
     assert running["rate_per_second"] >= 5
     assert running["eta_seconds"] == pytest.approx(10 / running["rate_per_second"], abs=0.2)
+
+
+# Backends of this test database, other than the asking one, waiting for a lock.
+LOCK_WAITERS_SQL = text(
+    "SELECT pid FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+)
+
+
+def test_a_lost_connection_between_replays_is_waited_out_not_a_failed_job(client, admin, load, lanes, engine):
+    load(backlog(3))
+    job_id = create(client, admin, window(max_replays_per_second=1)).get_json()["job_id"]
+    lanes.run(job_id)
+    deadline = time.monotonic() + 20
+    while job_of(client, admin, job_id)["progress"]["done"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killed = False
+    with engine.connect() as holder, engine.connect() as killer:
+        # Hold the job's row: the lane's next pace-slot statement waits for it, and dies there.
+        holder.execute(text("SELECT 1 FROM or_retry_jobs WHERE uuid = :u FOR UPDATE"), {"u": job_id})
+        while not killed and time.monotonic() < deadline:
+            for pid in killer.execute(LOCK_WAITERS_SQL).scalars():
+                killed = killer.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+            killer.rollback()
+            time.sleep(0.02)
+        holder.rollback()
+    assert killed, "the lane never waited for the job's row"
+
+    done = wait_for_state(client, admin, job_id, {"completed", "failed"})
+    assert done["state"] == "completed", done["state_reason"]
+    assert (done["progress"]["success"], done["progress"]["error"]) == (3, 0)
