@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -112,7 +113,9 @@ class JobRows:
 
 
 def brake_limit(job: RetryJob) -> int:
-    return math.floor(job.halt_error_rate * job.halt_window)
+    """floor(halt_error_rate * halt_window), of the rate as it was written: in binary floating
+    point 0.29 * 100 is 28.999..., which would halt one failure early."""
+    return math.floor(Decimal(repr(job.halt_error_rate)) * job.halt_window)
 
 
 def brake_reason(failed: int, n: int, job: RetryJob) -> str:
