@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from app.retries.eligibility import SUMMARY_GROUPS
-from app.retries.schemas import StrictBoolean
+from app.retries.schemas import StrictBoolean, utc_representable
 from app.retries.summary import DEFAULT_GROUP_BY, SummaryRequest
 
 MAX_DISMISS = 500
@@ -45,8 +45,8 @@ class ErrorSummaryQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    since = fields.AwareDateTime(default_timezone=UTC, required=True)
-    until = fields.AwareDateTime(default_timezone=UTC, load_default=None)
+    since = fields.AwareDateTime(default_timezone=UTC, required=True, validate=utc_representable)
+    until = fields.AwareDateTime(default_timezone=UTC, load_default=None, validate=utc_representable)
     vendor_ids = CommaSeparated(QueryInteger(), load_default=None)
     group_by = CommaSeparated(fields.String(validate=validate.OneOf(tuple(SUMMARY_GROUPS))), load_default=None)
 
@@ -58,14 +58,9 @@ class ErrorSummaryQuerySchema(Schema):
 
     @post_load
     def _make(self, data, **kwargs) -> SummaryRequest:
-        try:
-            since = data["since"].astimezone(UTC)
-            until = (data["until"] or datetime.now(UTC)).astimezone(UTC)
-        except OverflowError as exc:
-            raise ValidationError({"since": ["Out of range."]}) from exc
         return SummaryRequest(
-            since=since,
-            until=until,
+            since=data["since"].astimezone(UTC),
+            until=(data["until"] or datetime.now(UTC)).astimezone(UTC),
             vendor_ids=tuple(dict.fromkeys(data["vendor_ids"])) if data["vendor_ids"] else None,
             group_by=tuple(dict.fromkeys(data["group_by"] or DEFAULT_GROUP_BY)),  # a repeat means nothing more
         )
