@@ -4,6 +4,8 @@ the JSON API."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import current_app, render_template, request
 from marshmallow import ValidationError as SchemaError
 
@@ -66,7 +68,12 @@ def _opened_from_another_site() -> bool:
     # A link on another site carries the session cookie (SameSite=Lax lets top-level GETs
     # through): it must not run a dry run, which records an audit row and a plan in the admin's
     # name. Browsers say where a navigation came from; a bookmark or a typed address is "none".
-    return request.headers.get("Sec-Fetch-Site", "none") in ("cross-site", "same-site")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("cross-site", "same-site")
+    # A browser without Fetch Metadata: its Referer, when it sends one, names the page of the link.
+    referrer = urlsplit(request.referrer or "")
+    return bool(referrer.netloc) and (referrer.scheme, referrer.netloc) != (request.scheme, request.host)
 
 
 @bp.get("/preview")
