@@ -297,6 +297,8 @@ def test_the_overview_shows_the_error_summary_with_a_chart_and_preview_links(aut
         ("vendor_ids", (str(biggest["vendor_id"]),)),
     }
     assert tuple(sorted(expected)) in links
+    # A group's link says that it previews the whole ramp, not only the group's error type.
+    assert table.count(">Preview ramp</a>") == 3 and "every error type of that vendor's ramp" in page
 
 
 def test_the_overview_defaults_to_the_last_24_hours(auth_app, session_factory, load):
