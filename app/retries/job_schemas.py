@@ -19,6 +19,10 @@ from app.models.jobs import JOB_STATES
 from app.retries.schemas import RetryBatchRequestSchema, RetryRequest
 
 MAX_RATE = 200.0
+# SPEC section 7 says only "0 < x": a rate near 0 put the next pace slot beyond PostgreSQL's
+# timestamps (the lane broke) or decades away (the job never ran). One replay every 1,000 s is
+# the slowest pace that still means something.
+MIN_RATE = 0.001
 MAX_IDEMPOTENCY_KEY = 255
 MAX_LIST_LIMIT = 100
 
@@ -38,8 +42,7 @@ class JobControlsSchema(Schema):
 
     max_replays_per_second = StrictNumber(
         load_default=5.0,
-        validate=validate.Range(min=0, max=MAX_RATE, min_inclusive=False),
-        metadata={"exclusiveMinimum": True},  # OpenAPI 3.0: 0 itself is refused
+        validate=validate.Range(min=MIN_RATE, max=MAX_RATE),
     )
     halt_error_rate = StrictNumber(load_default=0.2, validate=validate.Range(min=0, max=1))
     halt_window = fields.Integer(strict=True, load_default=25, validate=validate.Range(min=1, max=1000))

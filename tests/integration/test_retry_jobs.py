@@ -192,6 +192,8 @@ def test_idempotency_key_returns_the_same_job_or_422(client, admin, load, lanes,
     [
         ({"dry_run": True}, "dry_run"),
         ({"max_replays_per_second": 0}, "max_replays_per_second"),
+        ({"max_replays_per_second": 1e-300}, "max_replays_per_second"),
+        ({"max_replays_per_second": 0.0009}, "max_replays_per_second"),
         ({"max_replays_per_second": 201}, "max_replays_per_second"),
         ({"max_replays_per_second": "5"}, "max_replays_per_second"),
         ({"halt_error_rate": 1.5}, "halt_error_rate"),
