@@ -126,6 +126,13 @@ def _wait_for_key(session: Session, ramp_id: int, trigger_key: str) -> None:
         if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
             raise
         # A replay of this deal is still running after lock_timeout: the CRM should re-deliver.
+        # Nothing of the delivery can be written (the key is not ours), so the log keeps it.
+        log.warning(
+            "trigger of ramp %s key %s refused: a run of the same key is still in progress",
+            ramp_id,
+            trigger_key,
+            extra={"event": "trigger.key_busy", "ramp_id": ramp_id, "trigger_key": trigger_key},
+        )
         raise TriggerKeyBusy(details={"trigger_key": trigger_key}) from None
 
 

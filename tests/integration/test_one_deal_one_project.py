@@ -149,7 +149,7 @@ def test_a_crm_redelivery_of_a_key_that_succeeded_is_answered_and_recorded(clien
     assert runs == 1
 
 
-def test_a_trigger_whose_key_stays_busy_is_told_to_come_back(config, deal, session_factory):
+def test_a_trigger_whose_key_stays_busy_is_told_to_come_back(config, deal, session_factory, caplog):
     r, _ = deal
     impatient = create_app(dataclasses.replace(config, lock_timeout_ms=300))
     try:
@@ -163,6 +163,9 @@ def test_a_trigger_whose_key_stays_busy_is_told_to_come_back(config, deal, sessi
     assert response.get_json()["error"]["code"] == "trigger_key_busy"
     assert response.headers["Retry-After"] == "5"
     assert counts(session_factory) == (0, 0)
+    # Refused, not dropped: the delivery is in the log, with its key.
+    (busy,) = [r for r in caplog.records if getattr(r, "event", None) == "trigger.key_busy"]
+    assert busy.trigger_key == KEY
 
 
 def test_two_failed_runs_of_one_deal_are_replayed_once(client, admin, load, webhook_receiver, session_factory):
