@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import select
 import signal
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +23,7 @@ from sqlalchemy import select as sql_select
 from app.models import Project, RetryBatch, RetryJob
 from devtools.onramp.drain import PAUSE_REASON
 from devtools.onramp.pending import FILE_NAME
-from tests.integration.test_onramp_client import JOBS, WINDOW, Api, Cli
+from tests.integration.test_onramp_client import JOBS, REPO_ROOT, WINDOW, Api, Cli
 from tests.support.retry_scenarios import api_key_headers, backlog
 from tests.support.worker import running_workers, wait_for
 
@@ -282,3 +284,34 @@ def test_following_a_job_waits_out_a_service_that_is_briefly_out_of_reach(servic
     assert printed.count("cannot reach the service") == 1  # said once, not on every poll
     assert "the job goes on in the workers" in printed and "In contact with the service again." in printed
     assert "completed: 12 rows, 12 success, 0 error, 0 skipped." in printed
+
+
+def test_drain_on_a_terminal_draws_a_progress_bar_with_counts_rate_and_eta(cli, load, workers):
+    load(backlog(12))
+    master, terminal = pty.openpty()
+    drain = subprocess.Popen(
+        [*cli.command, "drain", *WINDOW, "--suppress-notifications", "--rate", "4", "--yes"],
+        cwd=REPO_ROOT,
+        env={**cli.env, "COLUMNS": "160", "TERM": "xterm"},
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+    )
+    os.close(terminal)
+    shown = b""
+    while select.select([master], [], [], 60)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the client exited and closed its end of the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert drain.wait(30) == 0, drain.stderr.read()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))
+    cli.check_no_secrets(text)
+    # The bar's own columns while the job ran (state, done of total, counts, the rate and the
+    # time left the service measures), then its end.
+    assert re.search(r"running .* \d+/12 +\d+ success, 0 error, 0 skipped +\d+\.\d/s, ETA \S+", text), text
+    assert "12/12" in text and "completed: 12 rows, 12 success, 0 error, 0 skipped." in text
