@@ -33,7 +33,15 @@ class RampExecution(Base):
             "created_at",
             "id",
             postgresql_where=text("status_code = 'ERROR'"),
-            postgresql_include=["vendor_id", "ramp_id"],
+            # Every column the filters read of the row itself: whole-scope counts are index-only.
+            postgresql_include=[
+                "vendor_id",
+                "ramp_id",
+                "ramp_version",
+                "replay_attempts",
+                "last_error_category",
+                "status_code",
+            ],
         ),
         # A SUCCESS of the same ramp and trigger key: the trigger path's duplicate check and the
         # superseded markers' recompute.
