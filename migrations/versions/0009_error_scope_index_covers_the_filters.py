@@ -5,7 +5,9 @@ walk, but every whole-scope count (a dry run and its plan, the error summary) st
 heap of each row for the columns the filters read: the version it ran, its replay attempts, its
 error category, its status (the first filter reads it, although the index holds only ERROR rows).
 Those four are included now, so the count is an index-only scan wherever the visibility map
-allows (failed rows are old and rarely written, so nearly everywhere).
+allows (failed rows are old and rarely written, so nearly everywhere). The index holds only the
+ERROR rows: rebuilding it took about a second on the bench's 5,000,000-row database, during which
+writes to the executions wait.
 
 Revision ID: 0009_error_scope_index_covers_the_filters
 Revises: 0008_superseded_by_any_success
