@@ -66,13 +66,19 @@ def test_two_worker_processes_share_a_job_and_replay_every_row_once(
     client, admin, load, session_factory, database_url, tmp_path
 ):
     load(backlog(120))
-    with running_workers(database_url, tmp_path, count=2, task_modules=()):
+    with running_workers(database_url, tmp_path, count=2, task_modules=()) as workers:
         job_id = start_job(client, admin, max_replays_per_second=100)
         done = finished(client, admin, job_id, 90)
+        lanes_run = [
+            [r for r in worker.records(action="start_job") if r["job"]["task_kwargs"].get("job_id") == job_id]
+            for worker in workers
+        ]
     assert done["state"] == "completed", done
     assert (done["progress"]["success"], done["progress"]["remaining"]) == (120, 0)
     counts = replays_per_row(session_factory)
     assert len(counts) == 120 and set(counts) == {1}
+    # Both workers took part: each ran lanes of the job.
+    assert all(lanes_run), [len(lanes) for lanes in lanes_run]
 
 
 def test_a_worker_killed_mid_job_loses_nothing_and_another_carries_on(
