@@ -368,6 +368,7 @@ LOCK_WAITERS_SQL = text(
 )
 
 
+@pytest.mark.slow
 def test_a_lost_connection_between_replays_is_waited_out_not_a_failed_job(client, admin, load, lanes, engine):
     load(backlog(3))
     job_id = create(client, admin, window(max_replays_per_second=1)).get_json()["job_id"]

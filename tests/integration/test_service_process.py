@@ -10,6 +10,9 @@ import psutil
 import pytest
 import requests
 
+# Starts real service or worker processes and stops or kills them (see setup.cfg).
+pytestmark = pytest.mark.slow
+
 
 def _gone(pid: int) -> bool:
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.job_engine import MAINTENANCE_QUEUE, defer_job
@@ -81,6 +82,7 @@ def test_closes_only_old_open_rows_and_is_idempotent(session_factory, config):
     assert {i: _rows(session_factory)[i].finished_at for i in closed} == closed  # not stamped again
 
 
+@pytest.mark.slow
 def test_the_worker_task_closes_interrupted_calls(database_url, session_factory, config, tmp_path):
     # The worker's Config comes from its environment (tests/support/worker.py): the same HTTP
     # timeout as the test config, so both agree on which rows are old enough.

@@ -38,6 +38,7 @@ def _events(journal, event: str, **match) -> list[dict]:
     return [e for e in read_journal(journal) if e["event"] == event and all(e.get(k) == v for k, v in match.items())]
 
 
+@pytest.mark.slow
 def test_job_deferred_in_a_use_case_transaction_runs_in_a_worker(database_url, session_factory, tmp_path):
     journal = str(tmp_path / "journal.jsonl")
     ghost_journal = str(tmp_path / "ghost.jsonl")
@@ -63,6 +64,7 @@ def test_job_deferred_in_a_use_case_transaction_runs_in_a_worker(database_url, s
         assert jobs.all() == [job_id]
 
 
+@pytest.mark.slow
 def test_concurrency_runs_jobs_side_by_side_and_tasks_can_defer_jobs(database_url, session_factory, tmp_path):
     journal = str(tmp_path / "journal.jsonl")
     with running_workers(database_url, tmp_path, concurrency=2) as (worker,):
@@ -97,6 +99,7 @@ def test_queueing_lock_clash_keeps_the_callers_transaction(session_factory, tmp_
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.slow
 def test_signal_lets_the_job_in_flight_finish_then_the_worker_stops(signum, database_url, session_factory, tmp_path):
     journal = str(tmp_path / "journal.jsonl")
     with running_workers(database_url, tmp_path) as (worker,):
@@ -121,6 +124,7 @@ def test_signal_lets_the_job_in_flight_finish_then_the_worker_stops(signum, data
     assert worker.records(event="worker.stopped")
 
 
+@pytest.mark.slow
 def test_shutdown_hands_a_long_job_back_and_abort_reaches_it(database_url, session_factory, tmp_path):
     journal = str(tmp_path / "journal.jsonl")
     with running_workers(database_url, tmp_path / "a") as (first,):

@@ -12,11 +12,15 @@ import sys
 import time
 
 import psutil
+import pytest
 import requests
 
 from app.config import REPO_ROOT
 from devtools.service import free_port
 from tests.support.worker import LANES, wait_for, worker_env
+
+# Starts real service or worker processes and stops or kills them (see setup.cfg).
+pytestmark = pytest.mark.slow
 
 
 class Supervisor:
