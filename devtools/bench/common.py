@@ -133,15 +133,12 @@ def reset(url: str, meta: dict, *, vacuum: bool = True) -> dict:
         # Plans and retry jobs of earlier measures and runs: the service deletes plans after 24
         # hours, but here every dry run of every run added its rows (4 million after a few runs),
         # and the plan write of the next dry run slowed down as that table grew.
-        for table in PLAN_TABLES:
-            cur.execute(f"SELECT count(*) FROM {table}")
-            undone[table] = cur.fetchone()[0]
         cur.execute(f"TRUNCATE {', '.join(PLAN_TABLES)}")
         conn.commit()
     if vacuum:
         # Dead tuples left by the previous measure would slow the next one's scans and claims.
         with connect(url, autocommit=True) as conn, conn.cursor() as cur:
-            for table in GROWN_TABLES + PLAN_TABLES:
+            for table in GROWN_TABLES:
                 cur.execute(f"VACUUM ANALYZE {table}")
             # Write the reset's dirty pages out now, so that a checkpoint does not compete with
             # the measure that follows (on a slow disk it cost the first dry runs ~2x).
